@@ -1,0 +1,96 @@
+"""The login entries a landing page shows, decided by each terminal's migration phase."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from django.urls import reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from migration.models import Phase
+from participants.models import Scope, Terminal
+
+# The labels participants know from the circulars.
+LABEL_SMARTCARD_FUNCTIONS = _("Login with Smartcard - Online Functions and Overnight Report Download")
+LABEL_OTP_ONLINE = _("Login with OTP - Online Functions")
+LABEL_OTP_REPORTS = _("Login with OTP - Overnight Report Download")
+LABEL_SMARTCARD_DMS = _("Login with Smartcard - Security Management Functions")
+LABEL_OTP_DMS = _("Login with OTP - Security Management Functions")
+
+OTP_SCOPES = (Scope.ONLINE, Scope.REPORTS, Scope.DMS)
+# A smartcard entry logs in for every scope it names, as on the legacy terminal.
+SMARTCARD_ENTRIES: dict[str, tuple[Scope, ...]] = {
+    "functions": (Scope.ONLINE, Scope.REPORTS),
+    "dms": (Scope.DMS,),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    label: str | Promise
+    url: str
+    method: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TerminalEntries:
+    terminal: Terminal
+    phase: Phase
+    entries: list[Entry]
+    smartcard_ended: bool
+
+
+def terminal_phase(terminal: Terminal) -> Phase:
+    programme = getattr(terminal, "programme", None)
+    return programme.current_phase if programme is not None else Phase.PREPARATION
+
+
+def entries_for(terminal: Terminal, *, console: str) -> TerminalEntries:
+    """Return the entries of the "functions" landing (`/`) or the "dms" landing (`/dms/`)."""
+    phase = terminal_phase(terminal)
+    slug = terminal.slug
+    entries: list[Entry] = []
+    smartcard_entry = "dms" if console == "dms" else "functions"
+    if phase.allows_smartcard_login:
+        label = LABEL_SMARTCARD_DMS if console == "dms" else LABEL_SMARTCARD_FUNCTIONS
+        url = reverse("authn:smartcard-login", kwargs={"terminal": slug, "entry": smartcard_entry})
+        entries.append(Entry(label=label, url=url, method="smartcard"))
+    if phase.allows_otp_login:
+        otp = [(Scope.DMS, LABEL_OTP_DMS)] if console == "dms" else [
+            (Scope.ONLINE, LABEL_OTP_ONLINE),
+            (Scope.REPORTS, LABEL_OTP_REPORTS),
+        ]
+        for scope, label in otp:
+            url = reverse("authn:otp-login", kwargs={"terminal": slug, "scope": scope.value})
+            entries.append(Entry(label=label, url=url, method="otp"))
+    return TerminalEntries(
+        terminal=terminal,
+        phase=phase,
+        entries=entries,
+        smartcard_ended=not phase.allows_smartcard_login,
+    )
+
+
+def home_url(scope: str) -> str:
+    return reverse(
+        {
+            Scope.ONLINE: "participants:online-home",
+            Scope.REPORTS: "participants:report-list",
+            Scope.DMS: "participants:dms-home",
+            Scope.STAFF: "admin:index",
+        }[Scope(scope)]
+    )
+
+
+def landing_url(scope: str) -> str:
+    return reverse("authn:dms-landing" if scope == Scope.DMS else "authn:landing")
+
+
+def login_url(scope: str, terminal: Terminal | None) -> str:
+    """Return where a request for a page of `scope` is sent to log in."""
+    if scope == Scope.STAFF:
+        return reverse("authn:staff-login")
+    if terminal is not None and terminal_phase(terminal).allows_otp_login:
+        return reverse("authn:otp-login", kwargs={"terminal": terminal.slug, "scope": scope})
+    return landing_url(scope)

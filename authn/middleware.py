@@ -1,0 +1,43 @@
+"""End sessions that sat idle too long or outlived their absolute limit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.translation import gettext as _
+
+from audit.models import AuditAction
+from authn import sessions
+
+# Refreshing the idle clock on every request would write the session every
+# time; a few seconds of slack saves those writes and is far below the limit.
+SEEN_AT_SLACK_SECONDS = 10
+
+
+class SessionTimeoutMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        session = request.session
+        auth_at = session.get(sessions.AUTH_AT_KEY)
+        if auth_at is not None and request.user.is_authenticated:
+            now = int(time.time())
+            seen_at = int(session.get(sessions.SEEN_AT_KEY, auth_at))
+            idle = now - seen_at > settings.SESSION_IDLE_TIMEOUT
+            too_old = now - int(auth_at) > settings.SESSION_ABSOLUTE_TIMEOUT
+            if idle or too_old:
+                from authn.entries import landing_url
+                from authn.services import logout_complete
+
+                scopes = sessions.session_scopes(request)
+                logout_complete(request, action=AuditAction.SESSION_EXPIRED)
+                messages.info(request, _("Your session has ended. Please log in again."))
+                return HttpResponseRedirect(landing_url(scopes[0] if scopes else ""))
+            if now - seen_at >= SEEN_AT_SLACK_SECONDS:
+                session[sessions.SEEN_AT_KEY] = now
+        return self.get_response(request)

@@ -1,0 +1,83 @@
+"""Smartcard login: the client certificate the front proxy verified, matched to a user's card."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from urllib.parse import unquote
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from django.conf import settings
+from django.http import HttpRequest
+
+from participants.models import Smartcard
+
+
+@dataclasses.dataclass(frozen=True)
+class CardCertificate:
+    fingerprint_sha256: str
+    serial: str
+    subject: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+
+
+class CertificateRefused(Exception):
+    """The request carries no certificate the portal may believe."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def certificate_from_pem(pem: str) -> CardCertificate:
+    """Parse a PEM certificate (as nginx's $ssl_client_escaped_cert sends it, URL-encoded)."""
+    text = unquote(pem).strip()
+    if "\n" not in text:
+        # Some proxies fold the PEM onto one line with spaces or tabs.
+        text = text.replace("\t", "\n")
+    try:
+        cert = x509.load_pem_x509_certificate(text.encode("ascii"))
+    except ValueError as exc:
+        raise CertificateRefused("card_unreadable") from exc
+    return CardCertificate(
+        fingerprint_sha256=hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
+        serial=format(cert.serial_number, "X"),
+        subject=cert.subject.rfc4514_string(),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+def certificate_from_request(request: HttpRequest) -> CardCertificate:
+    """Return the card certificate the trusted front proxy verified for this request.
+
+    The headers are believed only when the request comes straight from one of
+    SMARTCARD_TRUSTED_PROXIES: anybody else could simply set them.
+    """
+    if request.META.get("REMOTE_ADDR") not in settings.SMARTCARD_TRUSTED_PROXIES:
+        raise CertificateRefused("card_untrusted")
+    if request.META.get(settings.SMARTCARD_VERIFY_HEADER, "") != "SUCCESS":
+        raise CertificateRefused("card_not_verified")
+    pem = request.META.get(settings.SMARTCARD_CERT_HEADER, "")
+    if not pem:
+        raise CertificateRefused("card_missing")
+    return certificate_from_pem(pem)
+
+
+def card_for_certificate(cert: CardCertificate, *, now: dt.datetime) -> Smartcard:
+    """Return the registered card for the certificate, refusing unknown, expired or revoked ones."""
+    card = (
+        Smartcard.objects.select_related("user__participant__terminal__programme")
+        .filter(fingerprint_sha256=cert.fingerprint_sha256)
+        .first()
+    )
+    if card is None:
+        raise CertificateRefused("card_unknown")
+    if card.revoked_at is not None:
+        raise CertificateRefused("card_revoked")
+    if not card.is_usable(now) or not (cert.not_before <= now < cert.not_after):
+        raise CertificateRefused("card_expired")
+    return card

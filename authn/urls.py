@@ -1,0 +1,64 @@
+from django.urls import path, register_converter
+
+from authn import views
+
+
+class ScopeConverter:
+    regex = "online|reports|dms"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class TerminalConverter:
+    regex = "ccass|ccms"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value.lower()
+
+
+register_converter(ScopeConverter, "scope")
+register_converter(TerminalConverter, "terminal")
+
+app_name = "authn"
+urlpatterns = [
+    path("", views.landing, name="landing"),
+    path("dms/", views.dms_landing, name="dms-landing"),
+    path("login/<terminal:terminal>/otp/<scope:scope>/", views.otp_login, name="otp-login"),
+    path(
+        "login/<terminal:terminal>/otp/<scope:scope>/verify/",
+        views.otp_login_verify,
+        name="otp-login-verify",
+    ),
+    path(
+        "login/<terminal:terminal>/otp/<scope:scope>/resend/",
+        views.otp_login_resend,
+        name="otp-login-resend",
+    ),
+    path(
+        "login/<terminal:terminal>/smartcard/<str:entry>/",
+        views.smartcard_login,
+        name="smartcard-login",
+    ),
+    path(
+        "login/<terminal:terminal>/smartcard/<str:entry>/demo/",
+        views.smartcard_demo_login,
+        name="smartcard-demo-login",
+    ),
+    path("staff/login/", views.otp_login, {"scope": "staff"}, name="staff-login"),
+    path("staff/login/verify/", views.otp_login_verify, {"scope": "staff"}, name="staff-login-verify"),
+    path("staff/login/resend/", views.otp_login_resend, {"scope": "staff"}, name="staff-login-resend"),
+    path("logout/", views.logout, name="logout"),
+    path("activate/<str:token>/", views.activate, name="activate"),
+    path("setup/password/", views.setup_password, name="setup-password"),
+    path("setup/channel/", views.setup_channel, name="setup-channel"),
+    path("setup/verify/", views.setup_verify, name="setup-verify"),
+    path("setup/resend/", views.setup_resend, name="setup-resend"),
+    path("setup/done/", views.setup_done, name="setup-done"),
+]

@@ -1,0 +1,542 @@
+"""Landing pages, logins by OTP and by smartcard, logout, activation and 2FA setup."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import qrcode
+import qrcode.image.svg
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import password_validation
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from audit.models import AuditAction, Outcome
+from audit.services import audit_record
+from authn import services, sessions
+from authn.entries import (
+    OTP_SCOPES,
+    SMARTCARD_ENTRIES,
+    entries_for,
+    home_url,
+    landing_url,
+    terminal_phase,
+)
+from authn.forms import (
+    ChannelForm,
+    DemoSmartcardLoginForm,
+    OtpForm,
+    PasswordLoginForm,
+    SetupPasswordForm,
+    SetupVerifyForm,
+    SmartcardLoginForm,
+)
+from authn.models import EmailOTPDevice
+from authn.smartcard import CertificateRefused, card_for_certificate, certificate_from_request
+from participants.models import Scope, Smartcard, Terminal, User
+
+GENERIC_LOGIN_ERROR = gettext_lazy(
+    "Login failed. Check your login ID and password. After repeated failures you must wait "
+    "a few minutes before trying again."
+)
+
+CARD_MESSAGES = {
+    "card_untrusted": gettext_lazy("Your smartcard could not be read through the secure connection."),
+    "card_not_verified": gettext_lazy("Your smartcard certificate could not be verified."),
+    "card_missing": gettext_lazy("No smartcard was presented. Insert your card and try again."),
+    "card_unreadable": gettext_lazy("Your smartcard certificate could not be read."),
+    "card_unknown": gettext_lazy("This smartcard is not registered for terminal access."),
+    "card_expired": gettext_lazy("This smartcard has expired."),
+    "card_revoked": gettext_lazy("This smartcard has been revoked."),
+}
+
+
+def _terminal(slug: str) -> Terminal:
+    return get_object_or_404(Terminal.objects.select_related("programme"), code=slug.upper())
+
+
+def _landing(request: HttpRequest, console: str) -> HttpResponse:
+    terminals = Terminal.objects.select_related("programme").order_by("code")
+    sections = [entries_for(terminal, console=console) for terminal in terminals]
+    return render(request, "authn/landing.html", {"sections": sections, "console": console})
+
+
+def landing(request: HttpRequest) -> HttpResponse:
+    """The CCASS/CCMS landing page: the login entries each terminal's phase allows."""
+    return _landing(request, "functions")
+
+
+def dms_landing(request: HttpRequest) -> HttpResponse:
+    """The Security Management Functions landing page, or the DMS home for a DMS session."""
+    from authn.decorators import session_allows
+
+    if session_allows(request, Scope.DMS):
+        return redirect("participants:dms-home")
+    return _landing(request, "dms")
+
+
+def _phase_closed(request: HttpRequest, terminal: Terminal, *, method: str) -> HttpResponse:
+    return render(
+        request,
+        "authn/phase_closed.html",
+        {"terminal": terminal, "phase": terminal_phase(terminal), "method": method},
+        status=403,
+    )
+
+
+def _safe_next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
+def _login_context(
+    request: HttpRequest, *, scope: str, terminal: Terminal | None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "scope": Scope(scope),
+        "terminal": terminal,
+        "next": request.POST.get("next") or request.GET.get("next") or "",
+        **extra,
+    }
+
+
+def _otp_routes(scope: str, terminal: Terminal | None) -> tuple[str, str, str]:
+    if terminal is None:
+        return (
+            reverse("authn:staff-login"),
+            reverse("authn:staff-login-verify"),
+            reverse("authn:staff-login-resend"),
+        )
+    kwargs = {"terminal": terminal.slug, "scope": scope}
+    return (
+        reverse("authn:otp-login", kwargs=kwargs),
+        reverse("authn:otp-login-verify", kwargs=kwargs),
+        reverse("authn:otp-login-resend", kwargs=kwargs),
+    )
+
+
+def _resolve_otp_entry(terminal_slug: str | None, scope: str) -> Terminal | None:
+    if terminal_slug is None:
+        if scope != Scope.STAFF:
+            raise Http404
+        return None
+    if scope not in OTP_SCOPES:
+        raise Http404
+    return _terminal(terminal_slug)
+
+
+@sensitive_post_parameters("password")
+@never_cache
+def otp_login(request: HttpRequest, scope: str, terminal: str | None = None) -> HttpResponse:
+    """Step one of a login with OTP: login ID and regular password."""
+    term = _resolve_otp_entry(terminal, scope)
+    if term is not None and not terminal_phase(term).allows_otp_login:
+        return _phase_closed(request, term, method="otp")
+    login_path, verify_path, _resend = _otp_routes(scope, term)
+    form = PasswordLoginForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        result = services.credentials_check(
+            request=request,
+            login_id=form.cleaned_data["login_id"],
+            password=form.cleaned_data["password"],
+            scopes=[scope],
+            terminal=term,
+            method=sessions.Method.PASSWORD,
+        )
+        if result.ok and result.user is not None:
+            device = services.primary_device(result.user)
+            if device is None:
+                form.add_error(
+                    None,
+                    _(
+                        "You have not set up two-factor authentication yet. Use the link in your "
+                        "activation email, or ask your Delegated Administrator to resend it."
+                    ),
+                )
+            else:
+                terminal_code = term.code if term else None
+                services.login_pending_start(
+                    request, user=result.user, scope=scope, terminal=terminal_code
+                )
+                if isinstance(device, EmailOTPDevice):
+                    services.email_otp_challenge(device=device, request=request, scope=scope)
+                nxt = request.POST.get("next")
+                query = "?" + urlencode({"next": nxt}) if nxt else ""
+                return HttpResponseRedirect(verify_path + query)
+        else:
+            form.add_error(None, GENERIC_LOGIN_ERROR)
+    return render(
+        request,
+        "authn/login_password.html",
+        _login_context(request, scope=scope, terminal=term, form=form, action=login_path),
+    )
+
+
+@never_cache
+def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = None) -> HttpResponse:
+    """Step two of a login with OTP: the code from the user's channel, or a backup code."""
+    term = _resolve_otp_entry(terminal, scope)
+    login_path, verify_path, resend_path = _otp_routes(scope, term)
+    terminal_code = term.code if term else None
+    user = services.login_pending_user(request, scope=scope, terminal=terminal_code)
+    if user is None:
+        messages.info(request, _("Please start again with your login ID and password."))
+        return HttpResponseRedirect(login_path)
+    device = services.primary_device(user)
+    form = OtpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        result = services.otp_verify(user=user, token=form.cleaned_data["code"])
+        if result.ok and result.device is not None:
+            method = (
+                sessions.Method.BACKUP_CODE
+                if result.device.__class__.__name__ == "BackupCodeDevice"
+                else sessions.Method.OTP
+            )
+            services.login_complete(
+                request,
+                user=user,
+                scopes=[scope],
+                method=method,
+                terminal=terminal_code,
+                device=result.device,
+            )
+            return HttpResponseRedirect(_safe_next(request, home_url(scope)))
+        audit_record(
+            action=AuditAction.LOGIN,
+            outcome=Outcome.FAILURE,
+            request=request,
+            user=user,
+            scope=scope,
+            method=sessions.Method.OTP,
+            reason=result.refusal or "",
+        )
+        if result.refusal == services.Refusal.THROTTLED and result.locked_until:
+            local = timezone.localtime(result.locked_until)
+            form.add_error(
+                "code",
+                _("Too many wrong codes. You can try again after %(time)s.")
+                % {"time": local.strftime("%H:%M:%S")},
+            )
+        else:
+            form.add_error("code", _("That code is not valid. Check it and try again."))
+    return render(
+        request,
+        "authn/login_otp.html",
+        _login_context(
+            request,
+            scope=scope,
+            terminal=term,
+            form=form,
+            action=verify_path,
+            resend_action=resend_path,
+            start_over=login_path,
+            channel="email" if isinstance(device, EmailOTPDevice) else "app",
+        ),
+    )
+
+
+@require_POST
+def otp_login_resend(request: HttpRequest, scope: str, terminal: str | None = None) -> HttpResponse:
+    """Email a new code, unless one was sent less than a minute ago."""
+    term = _resolve_otp_entry(terminal, scope)
+    login_path, verify_path, _resend = _otp_routes(scope, term)
+    user = services.login_pending_user(request, scope=scope, terminal=term.code if term else None)
+    if user is None:
+        return HttpResponseRedirect(login_path)
+    device = services.primary_device(user)
+    if isinstance(device, EmailOTPDevice):
+        _announce_challenge(request, services.email_otp_challenge(device=device, request=request, scope=scope))
+    return HttpResponseRedirect(verify_path)
+
+
+def _announce_challenge(request: HttpRequest, result: services.ChallengeResult) -> None:
+    if result.sent:
+        messages.success(request, _("A new code is on its way to your email."))
+    elif result.next_allowed_at is not None:
+        seconds = max(1, int((result.next_allowed_at - timezone.now()).total_seconds()))
+        messages.warning(
+            request,
+            _("A code was sent less than a minute ago. You can ask for another in %(s)d seconds.")
+            % {"s": seconds},
+        )
+
+
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    scopes = sessions.session_scopes(request)
+    services.logout_complete(request)
+    messages.info(request, _("You have logged out."))
+    return HttpResponseRedirect(landing_url(scopes[0] if scopes else ""))
+
+
+# Smartcard ------------------------------------------------------------------------------
+
+
+def _smartcard_entry(terminal_slug: str, entry: str) -> tuple[Terminal, tuple[Scope, ...]]:
+    if entry not in SMARTCARD_ENTRIES:
+        raise Http404
+    return _terminal(terminal_slug), SMARTCARD_ENTRIES[entry]
+
+
+def _card_refused(
+    request: HttpRequest, terminal: Terminal, reason: str, *, user: User | None = None
+) -> HttpResponse:
+    audit_record(
+        action=AuditAction.LOGIN,
+        outcome=Outcome.FAILURE,
+        request=request,
+        user=user,
+        method=sessions.Method.SMARTCARD,
+        reason=reason,
+    )
+    return render(
+        request,
+        "authn/smartcard_refused.html",
+        {"terminal": terminal, "message": CARD_MESSAGES.get(reason, CARD_MESSAGES["card_unreadable"])},
+        status=403,
+    )
+
+
+def _smartcard_finish(
+    request: HttpRequest,
+    *,
+    form: SmartcardLoginForm,
+    card: Smartcard,
+    terminal: Terminal,
+    scopes: tuple[Scope, ...],
+    method: str,
+) -> HttpResponse | None:
+    result = services.credentials_check(
+        request=request,
+        login_id=form.cleaned_data["login_id"],
+        password=form.cleaned_data["password"],
+        scopes=list(scopes),
+        terminal=terminal,
+        method=method,
+        check="smartcard",
+        smartcard=card,
+    )
+    if not result.ok or result.user is None:
+        form.add_error(None, GENERIC_LOGIN_ERROR)
+        return None
+    granted = [scope for scope in scopes if result.user.has_scope(scope)]
+    services.login_complete(
+        request, user=result.user, scopes=granted, method=method, terminal=terminal.code
+    )
+    return HttpResponseRedirect(_safe_next(request, home_url(granted[0])))
+
+
+@sensitive_post_parameters("password")
+@never_cache
+def smartcard_login(request: HttpRequest, terminal: str, entry: str) -> HttpResponse:
+    """Login with the smartcard the front proxy verified, and its smartcard password."""
+    term, scopes = _smartcard_entry(terminal, entry)
+    if not terminal_phase(term).allows_smartcard_login:
+        return _phase_closed(request, term, method="smartcard")
+    try:
+        cert = certificate_from_request(request)
+        card = card_for_certificate(cert, now=timezone.now())
+    except CertificateRefused as refused:
+        return _card_refused(request, term, refused.reason)
+    form = SmartcardLoginForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        response = _smartcard_finish(
+            request, form=form, card=card, terminal=term, scopes=scopes, method=sessions.Method.SMARTCARD
+        )
+        if response is not None:
+            return response
+    return render(
+        request,
+        "authn/login_smartcard.html",
+        {"form": form, "terminal": term, "entry": entry, "card": cert, "demo": False,
+         "next": request.POST.get("next") or request.GET.get("next") or ""},
+    )
+
+
+@sensitive_post_parameters("password")
+@never_cache
+def smartcard_demo_login(request: HttpRequest, terminal: str, entry: str) -> HttpResponse:
+    """A simulated card reader for the demo; it exists only with DEBUG and SMARTCARD_DEMO on."""
+    if not (settings.DEBUG and settings.SMARTCARD_DEMO):
+        raise Http404
+    term, scopes = _smartcard_entry(terminal, entry)
+    if not terminal_phase(term).allows_smartcard_login:
+        return _phase_closed(request, term, method="smartcard")
+    cards = list(
+        Smartcard.objects.filter(user__participant__terminal=term, serial__startswith="DEMO-")
+        .select_related("user")
+        .order_by("serial")
+    )
+    choices = [(str(card.pk), f"{card.serial} ({card.user.login_id})") for card in cards]
+    form = DemoSmartcardLoginForm(request.POST or None, cards=choices)
+    if request.method == "POST" and form.is_valid():
+        card = next(card for card in cards if str(card.pk) == form.cleaned_data["card"])
+        if not card.is_usable(timezone.now()):
+            return _card_refused(
+                request, term, "card_revoked" if card.revoked_at else "card_expired", user=card.user
+            )
+        response = _smartcard_finish(
+            request,
+            form=form,
+            card=card,
+            terminal=term,
+            scopes=scopes,
+            method=sessions.Method.SMARTCARD_DEMO,
+        )
+        if response is not None:
+            return response
+    return render(
+        request,
+        "authn/login_smartcard.html",
+        {"form": form, "terminal": term, "entry": entry, "card": None, "demo": True, "next": ""},
+    )
+
+
+# Activation and 2FA setup ---------------------------------------------------------------
+
+
+def _setup_not_open(request: HttpRequest, user: User) -> HttpResponse:
+    terminal = user.participant.terminal if user.participant else None
+    programme = getattr(terminal, "programme", None)
+    return render(
+        request,
+        "authn/setup_not_open.html",
+        {"terminal": terminal, "programme": programme},
+        status=403,
+    )
+
+
+@never_cache
+def activate(request: HttpRequest, token: str) -> HttpResponse:
+    """Open an activation link: a page that starts setup with a button, so that mail
+    scanners that follow links do not use it up."""
+    activation = services.activation_lookup(token=token)
+    now = timezone.now()
+    if activation is None:
+        return render(request, "authn/activation_invalid.html", {"reason": "unknown"}, status=404)
+    if not activation.is_open(now):
+        reason = "used" if activation.used_at else "expired"
+        return render(request, "authn/activation_invalid.html", {"reason": reason}, status=410)
+    if not services.setup_open_for(activation.user):
+        return _setup_not_open(request, activation.user)
+    if request.method == "POST":
+        if services.activation_consume(token=token, request=request) is None:
+            return render(request, "authn/activation_invalid.html", {"reason": "used"}, status=410)
+        return redirect("authn:setup-password")
+    return render(request, "authn/activate.html", {"activation": activation})
+
+
+def _setup_user_or_redirect(request: HttpRequest) -> User | HttpResponse:
+    user = services.setup_user(request)
+    if user is None:
+        return render(request, "authn/activation_invalid.html", {"reason": "session"}, status=403)
+    if not services.setup_open_for(user):
+        return _setup_not_open(request, user)
+    return user
+
+
+@sensitive_post_parameters("password1", "password2")
+@never_cache
+def setup_password(request: HttpRequest) -> HttpResponse:
+    user = _setup_user_or_redirect(request)
+    if isinstance(user, HttpResponse):
+        return user
+    form = SetupPasswordForm(request.POST or None, user=user)
+    if request.method == "POST" and form.is_valid():
+        services.setup_password_choose(request=request, user=user, password=form.cleaned_data["password1"])
+        return redirect("authn:setup-channel")
+    rules = password_validation.password_validators_help_texts()
+    return render(
+        request, "authn/setup_password.html", {"form": form, "rules": rules, "setup_user": user, "step": 1}
+    )
+
+
+@never_cache
+def setup_channel(request: HttpRequest) -> HttpResponse:
+    user = _setup_user_or_redirect(request)
+    if isinstance(user, HttpResponse):
+        return user
+    if not (services.setup_state(request) or {}).get("password_hash"):
+        return redirect("authn:setup-password")
+    form = ChannelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.setup_channel_choose(request=request, user=user, channel=form.cleaned_data["channel"])
+        return redirect("authn:setup-verify")
+    return render(
+        request, "authn/setup_channel.html", {"form": form, "setup_user": user, "step": 2}
+    )
+
+
+def _qr_svg(data: str) -> str:
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    return str(image.to_string(encoding="unicode"))
+
+
+@never_cache
+def setup_verify(request: HttpRequest) -> HttpResponse:
+    user = _setup_user_or_redirect(request)
+    if isinstance(user, HttpResponse):
+        return user
+    device = services.setup_device(request, user=user)
+    if device is None:
+        return redirect("authn:setup-channel")
+    form = SetupVerifyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        result = services.otp_verify(user=user, token=form.cleaned_data["code"], confirmed=False)
+        if result.ok and result.device is not None:
+            services.setup_complete(request=request, user=user, device=result.device)
+            return redirect("authn:setup-done")
+        form.add_error("code", _("That code is not valid. Check it and try again."))
+    context: dict[str, Any] = {"form": form, "setup_user": user, "step": 3}
+    if isinstance(device, TOTPDevice):
+        from base64 import b32encode
+
+        secret = b32encode(device.bin_key).decode()
+        context.update(
+            channel="app",
+            qr_svg=mark_safe(_qr_svg(device.config_url)),  # noqa: S308 - generated by qrcode
+            secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        )
+    else:
+        context.update(channel="email", masked_email=_mask_email(user.email))
+    return render(request, "authn/setup_verify.html", context)
+
+
+@require_POST
+def setup_resend(request: HttpRequest) -> HttpResponse:
+    user = services.setup_user(request)
+    if user is None:
+        return redirect("authn:landing")
+    device = services.setup_device(request, user=user)
+    if isinstance(device, EmailOTPDevice):
+        _announce_challenge(request, services.email_otp_challenge(device=device, request=request))
+    return redirect("authn:setup-verify")
+
+
+@never_cache
+def setup_done(request: HttpRequest) -> HttpResponse:
+    """Show the backup codes, once."""
+    codes = request.session.pop(sessions.BACKUP_CODES_KEY, None)
+    return render(request, "authn/setup_done.html", {"codes": codes, "step": 4})
+
+
+def _mask_email(address: str) -> str:
+    local, _at, domain = address.partition("@")
+    return format_html("{}***@{}", local[:1], domain)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CcassConfig(AppConfig):
+    name = "ccass"
+    verbose_name = "Portal"

@@ -1,0 +1,13 @@
+"""The Celery application; tasks run in-process unless REDIS_URL names a broker."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ccass.settings")
+
+app = Celery("ccass")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

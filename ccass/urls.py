@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
+
+from ccass import views
+from ccass.admin_site import install_otp_admin
+
+install_otp_admin()
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
+    path("outbox/", views.outbox, name="outbox"),
+    path("outbox/<str:name>/", views.outbox_message, name="outbox-message"),
+    path("", include("participants.urls")),
+    path("", include("authn.urls")),
+]

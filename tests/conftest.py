@@ -1,0 +1,115 @@
+"""Fixtures named like the people of the portal."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ccass.celery import app as celery_app
+from migration.models import Phase
+from tests import factories
+from tests.helpers import TOTP
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.fixture(autouse=True)
+def _portal_settings(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.SITE_URL = "http://testserver"
+    settings.STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process():
+    """Run tasks in-process unless a test asks for the live worker."""
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def parallel_run(db):
+    return factories.set_phase("CCASS", Phase.PARALLEL_RUN)
+
+
+@pytest.fixture
+def firm(db):
+    return factories.ParticipantFactory(name="Golden Harbour Securities Limited")
+
+
+@pytest.fixture
+def other_firm(db):
+    return factories.ParticipantFactory(name="Lantau Peak Brokers Limited")
+
+
+@pytest.fixture
+def user(parallel_run, firm):
+    """A user of `firm` with an authenticator app set up."""
+    person = factories.UserFactory(participant=firm, login_id="B10000U01")
+    factories.TOTPDeviceFactory(user=person)
+    return person
+
+
+@pytest.fixture
+def email_user(parallel_run, firm):
+    """A user of `firm` whose OTP channel is email."""
+    person = factories.UserFactory(participant=firm, login_id="B10000U02")
+    factories.EmailOTPDeviceFactory(user=person)
+    return person
+
+
+@pytest.fixture
+def maker_da(parallel_run, firm):
+    person = factories.DAFactory(participant=firm, login_id="B10000DA1")
+    factories.TOTPDeviceFactory(user=person)
+    return person
+
+
+@pytest.fixture
+def checker_da(parallel_run, firm):
+    from participants.models import DaDuty
+
+    person = factories.DAFactory(participant=firm, login_id="B10000DA2", da_duty=DaDuty.CHECKER)
+    factories.TOTPDeviceFactory(user=person)
+    return person
+
+
+@pytest.fixture
+def other_firm_user(parallel_run, other_firm):
+    person = factories.UserFactory(participant=other_firm, login_id="B20000U01")
+    factories.TOTPDeviceFactory(user=person)
+    return person
+
+
+@pytest.fixture
+def other_firm_da(parallel_run, other_firm):
+    person = factories.DAFactory(participant=other_firm, login_id="B20000DA1")
+    factories.TOTPDeviceFactory(user=person)
+    return person
+
+
+@pytest.fixture
+def staff(db):
+    person = factories.StaffFactory(login_id="hkex.staff")
+    factories.TOTPDeviceFactory(user=person)
+    return person
+
+
+@pytest.fixture
+def totp():
+    return TOTP()
