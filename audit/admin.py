@@ -10,7 +10,17 @@ from audit.models import AuditEvent
 class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: the audit trail is append-only, and nobody edits it here."""
 
-    list_display = ["at", "action", "outcome", "login_id", "participant", "scope", "method", "ip", "reason"]
+    list_display = [
+        "at",
+        "action",
+        "outcome",
+        "login_id",
+        "participant",
+        "scope",
+        "method",
+        "ip",
+        "reason",
+    ]
     list_filter = ["action", "outcome", "method", "scope", "participant__terminal"]
     search_fields = ["login_id", "participant__participant_id", "ip"]
     date_hierarchy = "at"

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 
 from authn import sessions
 from authn.entries import login_url
 from participants.models import Scope, User
+
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 SMARTCARD_METHODS = {sessions.Method.SMARTCARD, sessions.Method.SMARTCARD_DEMO}
 
@@ -25,15 +28,15 @@ def session_allows(request: HttpRequest, scope: str) -> bool:
     if method in SMARTCARD_METHODS:
         return scope != Scope.STAFF
     # An OTP login must still hold its verified device (django-otp clears it if deleted).
-    return bool(user.is_verified())  # type: ignore[union-attr]
+    return bool(user.is_verified())  # type: ignore[union-attr,attr-defined]
 
 
-def scope_required(scope: Scope) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def scope_required(scope: Scope) -> Callable[[View], View]:
     """Send a request whose session is not bound to `scope` to that scope's login."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: View) -> View:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not session_allows(request, scope):
                 user = request.user
                 terminal = (
@@ -45,6 +48,6 @@ def scope_required(scope: Scope) -> Callable[[Callable[..., HttpResponse]], Call
                 return HttpResponseRedirect(f"{login_url(scope, terminal)}?{query}")
             return view(request, *args, **kwargs)
 
-        return wrapped
+        return wrapped  # type: ignore[return-value]
 
     return decorator

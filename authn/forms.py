@@ -13,7 +13,9 @@ from participants.models import User
 
 class PasswordLoginForm(forms.Form):
     login_id = forms.CharField(
-        label=_("Login ID"), max_length=64, widget=forms.TextInput(attrs={"autocomplete": "username"})
+        label=_("Login ID"),
+        max_length=64,
+        widget=forms.TextInput(attrs={"autocomplete": "username"}),
     )
     password = forms.CharField(
         label=_("Password"),
@@ -25,7 +27,9 @@ class PasswordLoginForm(forms.Form):
 
 class SmartcardLoginForm(forms.Form):
     login_id = forms.CharField(
-        label=_("Login ID"), max_length=64, widget=forms.TextInput(attrs={"autocomplete": "username"})
+        label=_("Login ID"),
+        max_length=64,
+        widget=forms.TextInput(attrs={"autocomplete": "username"}),
     )
     password = forms.CharField(
         label=_("Smartcard password"),
@@ -40,7 +44,9 @@ class DemoSmartcardLoginForm(SmartcardLoginForm):
 
     def __init__(self, *args: Any, cards: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["card"].choices = cards
+        card_field = self.fields["card"]
+        assert isinstance(card_field, forms.ChoiceField)
+        card_field.choices = cards
         self.order_fields(["card", "login_id", "password"])
 
 

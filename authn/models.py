@@ -11,7 +11,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_otp.models import CooldownMixin, Device, ThrottlingMixin, TimestampMixin
 
-from authn.secrets import backup_code, normalize_backup_code, numeric_code, secret_hash, secret_matches
+from authn.secrets import (
+    backup_code,
+    normalize_backup_code,
+    numeric_code,
+    secret_hash,
+    secret_matches,
+)
 
 
 class EmailOTPDevice(TimestampMixin, CooldownMixin, ThrottlingMixin, Device):
@@ -106,6 +112,9 @@ class BackupCode(models.Model):
             models.UniqueConstraint(fields=["device", "code_hash"], name="backup_code_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"backup code of {self.device.user_id}"
+
 
 class ActivationTokenQuerySet(models.QuerySet["ActivationToken"]):
     def open(self, now: dt.datetime) -> ActivationTokenQuerySet:
@@ -164,6 +173,7 @@ class LoginThrottle(models.Model):
         over = self.failures - settings.LOGIN_FREE_FAILURES
         if over >= 0:
             delay = min(
-                settings.LOGIN_LOCKOUT_BASE_SECONDS * (2 ** min(over, 20)), settings.LOGIN_LOCKOUT_MAX_SECONDS
+                settings.LOGIN_LOCKOUT_BASE_SECONDS * (2 ** min(over, 20)),
+                settings.LOGIN_LOCKOUT_MAX_SECONDS,
             )
             self.locked_until = now + dt.timedelta(seconds=delay)

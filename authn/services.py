@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+from collections.abc import Sequence
 
 import django_otp
 from django.conf import settings
@@ -88,8 +89,10 @@ def _login_allowed(user: User, *, scopes: list[str], terminal: Terminal | None) 
         return False
     if Scope.STAFF in scopes:
         return terminal is None
-    return user.participant is not None and terminal is not None and (
-        user.participant.terminal_id == terminal.pk
+    return (
+        user.participant is not None
+        and terminal is not None
+        and (user.participant.terminal_id == terminal.pk)
     )
 
 
@@ -163,7 +166,9 @@ def primary_device(user: User) -> Device | None:
     return EmailOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
-def login_pending_start(request: HttpRequest, *, user: User, scope: str, terminal: str | None) -> None:
+def login_pending_start(
+    request: HttpRequest, *, user: User, scope: str, terminal: str | None
+) -> None:
     """Remember, between the password step and the OTP step, who passed the first."""
     request.session[sessions.PENDING_KEY] = {
         "user_id": user.pk,
@@ -265,7 +270,9 @@ def otp_verify(*, user: User, token: str, confirmed: bool = True) -> OtpResult:
             .first()
         )
     else:
-        device = BackupCodeDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
+        device = (
+            BackupCodeDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
+        )
     if device is None:
         return OtpResult(device=None, refusal=Refusal.BAD_CODE)
     allowed, data = device.verify_is_allowed()
@@ -282,7 +289,7 @@ def login_complete(
     request: HttpRequest,
     *,
     user: User,
-    scopes: list[str],
+    scopes: Sequence[str],
     method: str,
     terminal: str | None,
     device: Device | None = None,
@@ -331,7 +338,9 @@ def setup_open_for(user: User) -> bool:
 
 
 @transaction.atomic
-def activation_send(*, user: User, acting_user: User | None, request: HttpRequest | None = None) -> None:
+def activation_send(
+    *, user: User, acting_user: User | None, request: HttpRequest | None = None
+) -> None:
     """Have an activation email sent to the user's designated address."""
     from authn.tasks import activation_deliver
 
@@ -449,7 +458,9 @@ def _setup_update(request: HttpRequest, **changes: object) -> None:
 def setup_password_choose(*, request: HttpRequest, user: User, password: str) -> None:
     """Hold the chosen password's hash until setup completes; nothing is applied before then."""
     _setup_update(request, password_hash=make_password(password))
-    audit_record(action=AuditAction.SETUP_PASSWORD, outcome=Outcome.SUCCESS, request=request, user=user)
+    audit_record(
+        action=AuditAction.SETUP_PASSWORD, outcome=Outcome.SUCCESS, request=request, user=user
+    )
 
 
 @transaction.atomic
@@ -497,7 +508,9 @@ def setup_complete(*, request: HttpRequest, user: User, device: Device) -> list[
     user.password = password_hash
     user.two_factor_ready_at = timezone.now()
     user.save(update_fields=["password", "two_factor_ready_at"])
-    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk if isinstance(device, TOTPDevice) else None).delete()
+    TOTPDevice.objects.filter(user=user).exclude(
+        pk=device.pk if isinstance(device, TOTPDevice) else None
+    ).delete()
     EmailOTPDevice.objects.filter(user=user).exclude(
         pk=device.pk if isinstance(device, EmailOTPDevice) else None
     ).delete()

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 
 def send_templated(name: str, *, to: Sequence[str], context: dict[str, Any]) -> None:
-    """Send emails/<name>-subject.txt, -body.txt and -body.html; each carries English, then Chinese."""
+    """Send emails/<name>-subject.txt, -body.txt and -body.html (English first, then Chinese)."""
     subject = " ".join(render_to_string(f"emails/{name}-subject.txt", context).split())
     body = render_to_string(f"emails/{name}-body.txt", context)
     html = render_to_string(f"emails/{name}-body.html", context)

@@ -5,7 +5,13 @@ from migration.models import Programme
 
 @admin.register(Programme)
 class ProgrammeAdmin(admin.ModelAdmin):
-    list_display = ["terminal", "phase", "da_email_registration_open", "planned_launch_at", "updated_at"]
+    list_display = [
+        "terminal",
+        "phase",
+        "da_email_registration_open",
+        "planned_launch_at",
+        "updated_at",
+    ]
     list_editable = ["phase", "da_email_registration_open"]
     list_select_related = ["terminal"]
 

@@ -16,7 +16,9 @@ def request_participant(request: HttpRequest) -> Participant:
 
 def get_report_for_user(request: HttpRequest, report_id: int) -> ReportFile:
     report = (
-        ReportFile.objects.for_participant(request_participant(request)).filter(pk=report_id).first()
+        ReportFile.objects.for_participant(request_participant(request))
+        .filter(pk=report_id)
+        .first()
     )
     if report is None:
         raise Http404

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.hashers import check_password, make_password
@@ -62,7 +62,9 @@ class Participant(models.Model):
         _("participant ID"),
         max_length=6,
         unique=True,
-        validators=[RegexValidator(r"^[A-Z]\d{5}$", _("Use a letter and five digits, e.g. B01234."))],
+        validators=[
+            RegexValidator(r"^[A-Z]\d{5}$", _("Use a letter and five digits, e.g. B01234."))
+        ],
     )
     name = models.CharField(_("name"), max_length=200)
     kind = models.CharField(_("kind"), max_length=2, choices=ParticipantKind.choices)
@@ -142,7 +144,9 @@ class User(AbstractBaseUser, PermissionsMixin):
         _("login ID"),
         max_length=32,
         unique=True,
-        validators=[RegexValidator(r"^[A-Za-z0-9._-]+$", _("Letters, digits, dot, dash, underscore."))],
+        validators=[
+            RegexValidator(r"^[A-Za-z0-9._-]+$", _("Letters, digits, dot, dash, underscore."))
+        ],
     )
     name = models.CharField(_("name"), max_length=200, blank=True)
     participant = models.ForeignKey(
@@ -180,7 +184,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "login_id"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     class Meta:
         ordering = ["login_id"]
@@ -202,7 +206,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.login_id
 
     @property
-    def is_active(self) -> bool:  # type: ignore[override]
+    def is_active(self) -> bool:  # type: ignore[override,misc]
         return self.status == UserStatus.ACTIVE
 
     @property
@@ -300,7 +304,9 @@ class ReportFile(models.Model):
         verbose_name = _("report file")
         verbose_name_plural = _("report files")
         indexes = [
-            models.Index(fields=["participant", "-business_date"], name="report_participant_date_idx")
+            models.Index(
+                fields=["participant", "-business_date"], name="report_participant_date_idx"
+            )
         ]
 
     def __str__(self) -> str:

@@ -44,7 +44,9 @@ def report_download(request: HttpRequest, report_id: int) -> FileResponse:
         method=sessions.session_method(request),
         detail={"report": report.pk, "title": report.title},
     )
-    return FileResponse(report.file.open("rb"), as_attachment=True, filename=report.file.name.rsplit("/", 1)[-1])
+    return FileResponse(
+        report.file.open("rb"), as_attachment=True, filename=(report.file.name or "report").rsplit("/", 1)[-1]
+    )
 
 
 @scope_required(Scope.DMS)

@@ -111,7 +111,9 @@ class SmartcardFactory(factory.django.DjangoModelFactory):
 
     user = factory.SubFactory(UserFactory)
     serial = factory.Sequence(lambda n: f"CARD{n:06d}")
-    fingerprint_sha256 = factory.LazyAttribute(lambda c: hashlib.sha256(c.serial.encode()).hexdigest())
+    fingerprint_sha256 = factory.LazyAttribute(
+        lambda c: hashlib.sha256(c.serial.encode()).hexdigest()
+    )
     valid_from = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(days=30))
     valid_to = factory.LazyFunction(lambda: timezone.now() + dt.timedelta(days=300))
     password_hash = ""

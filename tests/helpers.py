@@ -37,8 +37,14 @@ def otp_login_url(scope: str, terminal: str = "ccass", step: str = "") -> str:
     return reverse(name, kwargs={"terminal": terminal, "scope": scope})
 
 
-def password_step(client: Client, login_id: str, *, scope: str = "online", terminal: str = "ccass",
-                  password: str = USER_PASSWORD):
+def password_step(
+    client: Client,
+    login_id: str,
+    *,
+    scope: str = "online",
+    terminal: str = "ccass",
+    password: str = USER_PASSWORD,
+):
     return client.post(otp_login_url(scope, terminal), {"login_id": login_id, "password": password})
 
 

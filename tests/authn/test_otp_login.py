@@ -155,7 +155,9 @@ def _code_from(mail) -> str:
     return re.search(r"\b(\d{6})\b", mail.body).group(1)
 
 
-def test_email_code_is_sent_and_logs_in(client, email_user, mailoutbox, django_capture_on_commit_callbacks):
+def test_email_code_is_sent_and_logs_in(
+    client, email_user, mailoutbox, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         password_step(client, email_user.login_id)
     assert len(mailoutbox) == 1
@@ -181,22 +183,30 @@ def test_email_code_expires_after_five_minutes(
     assert "That code is not valid" in response.content.decode()
 
 
-def test_email_code_resend_has_a_cooldown(client, email_user, mailoutbox, django_capture_on_commit_callbacks):
+def test_email_code_resend_has_a_cooldown(
+    client, email_user, mailoutbox, django_capture_on_commit_callbacks
+):
     resend = reverse("authn:otp-login-resend", kwargs={"terminal": "ccass", "scope": "online"})
     with django_capture_on_commit_callbacks(execute=True):
         password_step(client, email_user.login_id)
         client.post(resend)
     assert len(mailoutbox) == 1
-    page = client.get(reverse("authn:otp-login-verify", kwargs={"terminal": "ccass", "scope": "online"}))
+    page = client.get(
+        reverse("authn:otp-login-verify", kwargs={"terminal": "ccass", "scope": "online"})
+    )
     assert "less than a minute ago" in page.content.decode()
 
-    with time_machine.travel(dt.timedelta(seconds=61)):
-        with django_capture_on_commit_callbacks(execute=True):
-            client.post(resend)
+    with (
+        time_machine.travel(dt.timedelta(seconds=61)),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        client.post(resend)
     assert len(mailoutbox) == 2
 
 
-def test_email_code_is_single_use(client, email_user, mailoutbox, django_capture_on_commit_callbacks):
+def test_email_code_is_single_use(
+    client, email_user, mailoutbox, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         password_step(client, email_user.login_id)
     code = _code_from(mailoutbox[0])

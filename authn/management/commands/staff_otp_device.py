@@ -40,4 +40,6 @@ class Command(BaseCommand):
         self.stdout.write("Backup codes (each works once; keep them safe):")
         for code in codes:
             self.stdout.write(f"  {code}")
-        self.stdout.write(self.style.SUCCESS(f"{login_id} can now log in at /staff/login/ for /admin/."))
+        self.stdout.write(
+            self.style.SUCCESS(f"{login_id} can now log in at /staff/login/ for /admin/.")
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.files.base import ContentFile
@@ -41,7 +42,9 @@ def _fingerprint(login_id: str) -> str:
 
 
 class Command(BaseCommand):
-    help = "Seed terminals' programmes, participants, users, DAs, smartcards and reports for the demo."
+    help = (
+        "Seed terminals' programmes, participants, users, DAs, smartcards and reports for the demo."
+    )
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
@@ -128,14 +131,18 @@ class Command(BaseCommand):
     def _reports(self, firm: Participant, now: dt.datetime) -> None:
         if ReportFile.objects.filter(participant=firm).exists():
             return
-        for days, title in [(1, "Settlement report"), (2, "Settlement report"), (1, "Statement of money ledger")]:
+        for days, title in [
+            (1, "Settlement report"),
+            (2, "Settlement report"),
+            (1, "Statement of money ledger"),
+        ]:
             day = (now - dt.timedelta(days=days)).date()
             report = ReportFile(participant=firm, business_date=day, title=title)
             content = f"participant,{firm.participant_id}\nbusiness_date,{day}\nreport,{title}\n"
             slug = title.lower().replace(" ", "-")
             report.file.save(f"{day:%Y%m%d}-{slug}.csv", ContentFile(content.encode()), save=True)
 
-    def _print(self, rows: list[tuple[str, str, str, str, str, str]]) -> None:
+    def _print(self, rows: Sequence[tuple[str, ...]]) -> None:
         out = self.stdout.write
         out("")
         out("Demo data ready. Login IDs:")
