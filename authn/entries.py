@@ -12,7 +12,9 @@ from migration.models import Phase
 from participants.models import Scope, Terminal
 
 # The labels participants know from the circulars.
-LABEL_SMARTCARD_FUNCTIONS = _("Login with Smartcard - Online Functions and Overnight Report Download")
+LABEL_SMARTCARD_FUNCTIONS = _(
+    "Login with Smartcard - Online Functions and Overnight Report Download"
+)
 LABEL_OTP_ONLINE = _("Login with OTP - Online Functions")
 LABEL_OTP_REPORTS = _("Login with OTP - Overnight Report Download")
 LABEL_SMARTCARD_DMS = _("Login with Smartcard - Security Management Functions")
@@ -57,10 +59,14 @@ def entries_for(terminal: Terminal, *, console: str) -> TerminalEntries:
         url = reverse("authn:smartcard-login", kwargs={"terminal": slug, "entry": smartcard_entry})
         entries.append(Entry(label=label, url=url, method="smartcard"))
     if phase.allows_otp_login:
-        otp = [(Scope.DMS, LABEL_OTP_DMS)] if console == "dms" else [
-            (Scope.ONLINE, LABEL_OTP_ONLINE),
-            (Scope.REPORTS, LABEL_OTP_REPORTS),
-        ]
+        otp = (
+            [(Scope.DMS, LABEL_OTP_DMS)]
+            if console == "dms"
+            else [
+                (Scope.ONLINE, LABEL_OTP_ONLINE),
+                (Scope.REPORTS, LABEL_OTP_REPORTS),
+            ]
+        )
         for scope, label in otp:
             url = reverse("authn:otp-login", kwargs={"terminal": slug, "scope": scope.value})
             entries.append(Entry(label=label, url=url, method="otp"))

@@ -52,8 +52,12 @@ urlpatterns = [
         name="smartcard-demo-login",
     ),
     path("staff/login/", views.otp_login, {"scope": "staff"}, name="staff-login"),
-    path("staff/login/verify/", views.otp_login_verify, {"scope": "staff"}, name="staff-login-verify"),
-    path("staff/login/resend/", views.otp_login_resend, {"scope": "staff"}, name="staff-login-resend"),
+    path(
+        "staff/login/verify/", views.otp_login_verify, {"scope": "staff"}, name="staff-login-verify"
+    ),
+    path(
+        "staff/login/resend/", views.otp_login_resend, {"scope": "staff"}, name="staff-login-resend"
+    ),
     path("logout/", views.logout, name="logout"),
     path("activate/<str:token>/", views.activate, name="activate"),
     path("setup/password/", views.setup_password, name="setup-password"),
