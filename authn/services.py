@@ -115,7 +115,8 @@ def credentials_check(
     """
     now = timezone.now()
     key = _throttle_key(login_id)
-    throttle, _created = LoginThrottle.objects.select_for_update().get_or_create(key=key)
+    # The row exists only once an ID has failed; a clean login does not write it.
+    throttle = LoginThrottle.objects.select_for_update().filter(key=key).first()
     user = _user_for_login(login_id) if login_id.strip() else None
 
     def refuse(reason: str) -> LoginResult:
@@ -129,9 +130,11 @@ def credentials_check(
             method=method,
             reason=reason,
         )
-        return LoginResult(user=None, refusal=reason, locked_until=throttle.locked_until)
+        return LoginResult(
+            user=None, refusal=reason, locked_until=throttle.locked_until if throttle else None
+        )
 
-    if throttle.is_locked(now):
+    if throttle is not None and throttle.is_locked(now):
         _burn_hash_time(password)
         return refuse(Refusal.LOCKED)
 
@@ -147,11 +150,13 @@ def credentials_check(
         verified = user.check_password(password)
 
     if not verified or user is None or not _login_allowed(user, scopes=scopes, terminal=terminal):
+        if throttle is None:
+            throttle, _created = LoginThrottle.objects.select_for_update().get_or_create(key=key)
         throttle.record_failure(now)
         throttle.save()
         return refuse(Refusal.BAD_CREDENTIALS)
 
-    if throttle.failures:
+    if throttle is not None and throttle.failures:
         throttle.failures = 0
         throttle.locked_until = None
         throttle.save(update_fields=["failures", "locked_until"])
@@ -301,7 +306,13 @@ def login_complete(
     if device is not None:
         django_otp.login(request, device)
     sessions.bind_session(request, scopes=scopes, method=method, terminal=terminal)
-    User.objects.filter(pk=user.pk).update(last_login_method=method)
+    # One write for both; Django's own update_last_login receiver is disconnected in
+    # ParticipantsConfig.ready() so that a login does not update the user row twice.
+    user.last_login = timezone.now()
+    user.last_login_method = method
+    User.objects.filter(pk=user.pk).update(
+        last_login=user.last_login, last_login_method=user.last_login_method
+    )
     audit_record(
         action=AuditAction.LOGIN,
         outcome=Outcome.SUCCESS,

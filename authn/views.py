@@ -117,14 +117,17 @@ def _login_context(
     }
 
 
-def _otp_routes(scope: str, terminal: Terminal | None) -> tuple[str, str, str]:
-    if terminal is None:
+def _otp_routes(
+    scope: str, terminal: Terminal | None, slug: str | None = None
+) -> tuple[str, str, str]:
+    slug = terminal.slug if terminal is not None else slug
+    if slug is None:
         return (
             reverse("authn:staff-login"),
             reverse("authn:staff-login-verify"),
             reverse("authn:staff-login-resend"),
         )
-    kwargs = {"terminal": terminal.slug, "scope": scope}
+    kwargs = {"terminal": slug, "scope": scope}
     return (
         reverse("authn:otp-login", kwargs=kwargs),
         reverse("authn:otp-login-verify", kwargs=kwargs),
@@ -192,14 +195,16 @@ def otp_login(request: HttpRequest, scope: str, terminal: str | None = None) -> 
 @never_cache
 def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = None) -> HttpResponse:
     """Step two of a login with OTP: the code from the user's channel, or a backup code."""
-    term = _resolve_otp_entry(terminal, scope)
-    login_path, verify_path, resend_path = _otp_routes(scope, term)
-    terminal_code = term.code if term else None
+    if (terminal is None) != (scope == Scope.STAFF):
+        raise Http404
+    # The terminal comes with the pending user; looking it up again would cost a query.
+    terminal_code = terminal.upper() if terminal else None
     user = services.login_pending_user(request, scope=scope, terminal=terminal_code)
+    term = user.participant.terminal if user and user.participant else None
+    login_path, verify_path, resend_path = _otp_routes(scope, term, terminal)
     if user is None:
         messages.info(request, _("Please start again with your login ID and password."))
         return HttpResponseRedirect(login_path)
-    device = services.primary_device(user)
     form = OtpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         result = services.otp_verify(user=user, token=form.cleaned_data["code"])
@@ -247,7 +252,9 @@ def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = No
             action=verify_path,
             resend_action=resend_path,
             start_over=login_path,
-            channel="email" if isinstance(device, EmailOTPDevice) else "app",
+            channel="email"
+            if isinstance(services.primary_device(user), EmailOTPDevice)
+            else "app",
         ),
     )
 
