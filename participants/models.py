@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
 class TerminalCode(models.TextChoices):
     CCASS = "CCASS", _("CCASS Terminal")
     CCMS = "CCMS", _("CCMS Terminal")
+
+
+# Hotline names are data (participants/migrations/0002_terminals.py); these
+# entries put them in the catalogue so that pages show them translated.
+HOTLINE_NAMES = [gettext_noop("CCASS Hotline"), gettext_noop("DCASS Hotline")]
 
 
 class Terminal(models.Model):
