@@ -59,7 +59,11 @@ def certificate_from_request(request: HttpRequest) -> CardCertificate:
     """
     if request.META.get("REMOTE_ADDR") not in settings.SMARTCARD_TRUSTED_PROXIES:
         raise CertificateRefused("card_untrusted")
-    if request.META.get(settings.SMARTCARD_VERIFY_HEADER, "") != "SUCCESS":
+    verify = request.META.get(settings.SMARTCARD_VERIFY_HEADER, "")
+    if verify in ("", "NONE"):
+        # nginx's $ssl_client_verify is NONE when the browser presented no certificate.
+        raise CertificateRefused("card_missing")
+    if verify != "SUCCESS":
         raise CertificateRefused("card_not_verified")
     pem = request.META.get(settings.SMARTCARD_CERT_HEADER, "")
     if not pem:

@@ -321,6 +321,17 @@ def _card_refused(
     )
 
 
+def _smartcard_closed(request: HttpRequest, terminal: Terminal, method: str) -> HttpResponse:
+    audit_record(
+        action=AuditAction.LOGIN,
+        outcome=Outcome.FAILURE,
+        request=request,
+        method=method,
+        reason=services.Refusal.PHASE_CLOSED,
+    )
+    return _phase_closed(request, terminal, method="smartcard")
+
+
 def _smartcard_finish(
     request: HttpRequest,
     *,
@@ -356,7 +367,7 @@ def smartcard_login(request: HttpRequest, terminal: str, entry: str) -> HttpResp
     """Login with the smartcard the front proxy verified, and its smartcard password."""
     term, scopes = _smartcard_entry(terminal, entry)
     if not terminal_phase(term).allows_smartcard_login:
-        return _phase_closed(request, term, method="smartcard")
+        return _smartcard_closed(request, term, sessions.Method.SMARTCARD)
     try:
         cert = certificate_from_request(request)
         card = card_for_certificate(cert, now=timezone.now())
@@ -385,7 +396,7 @@ def smartcard_demo_login(request: HttpRequest, terminal: str, entry: str) -> Htt
         raise Http404
     term, scopes = _smartcard_entry(terminal, entry)
     if not terminal_phase(term).allows_smartcard_login:
-        return _phase_closed(request, term, method="smartcard")
+        return _smartcard_closed(request, term, sessions.Method.SMARTCARD_DEMO)
     cards = list(
         Smartcard.objects.filter(user__participant__terminal=term, serial__startswith="DEMO-")
         .select_related("user")
