@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
+
+from django.conf import settings
 
 from django.http import HttpRequest
 
@@ -11,10 +14,20 @@ from participants.models import Participant, User
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    """Return the address the request came from (the proxy's own, never a forwarded header)."""
+    """Return the client's address: X-Real-IP when a trusted front proxy set it, else the peer's.
+
+    A header from anybody else is ignored: a client could put any address in it.
+    """
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    peer = request.META.get("REMOTE_ADDR") or None
+    forwarded = request.META.get("HTTP_X_REAL_IP", "").strip()
+    if peer in settings.TRUSTED_PROXIES and forwarded:
+        try:
+            return str(ipaddress.ip_address(forwarded))
+        except ValueError:
+            return peer
+    return peer
 
 
 def audit_record(

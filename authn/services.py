@@ -119,7 +119,7 @@ def credentials_check(
     throttle = LoginThrottle.objects.select_for_update().filter(key=key).first()
     user = _user_for_login(login_id) if login_id.strip() else None
 
-    def refuse(reason: str) -> LoginResult:
+    def refuse(reason: str, detail: dict[str, str] | None = None) -> LoginResult:
         audit_record(
             action=AuditAction.LOGIN,
             outcome=Outcome.FAILURE,
@@ -129,6 +129,7 @@ def credentials_check(
             scope=",".join(scopes),
             method=method,
             reason=reason,
+            detail=detail,
         )
         return LoginResult(
             user=None, refusal=reason, locked_until=throttle.locked_until if throttle else None
@@ -138,11 +139,19 @@ def credentials_check(
         _burn_hash_time(password)
         return refuse(Refusal.LOCKED)
 
+    reason, detail = Refusal.BAD_CREDENTIALS, None
     if check == "smartcard":
-        verified = smartcard is not None and user is not None and smartcard.user_id == user.pk
-        verified = verified and smartcard is not None and smartcard.check_password(password)
-        if user is None:
+        if smartcard is None:
+            raise ValueError("A smartcard login needs the card")
+        if user is not None and smartcard.user_id != user.pk:
+            # Another person's card with this login ID: recorded, then worded as any failure.
+            reason = Refusal.CARD_FOREIGN
+            detail = {"card_serial": smartcard.serial, "card_owner": smartcard.user.login_id}
+        if user is None or reason == Refusal.CARD_FOREIGN:
             _burn_hash_time(password)
+            verified = False
+        else:
+            verified = smartcard.check_password(password)
     elif user is None:
         _burn_hash_time(password)
         verified = False
@@ -154,7 +163,7 @@ def credentials_check(
             throttle, _created = LoginThrottle.objects.select_for_update().get_or_create(key=key)
         throttle.record_failure(now)
         throttle.save()
-        return refuse(Refusal.BAD_CREDENTIALS)
+        return refuse(reason, detail)
 
     if throttle is not None and throttle.failures:
         throttle.failures = 0

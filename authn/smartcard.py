@@ -36,7 +36,7 @@ def certificate_from_pem(pem: str) -> CardCertificate:
     """Parse a PEM certificate (as nginx's $ssl_client_escaped_cert sends it, URL-encoded)."""
     text = unquote(pem).strip()
     if "\n" not in text:
-        # Some proxies fold the PEM onto one line with spaces or tabs.
+        # Some proxies (Apache's SSL_CLIENT_CERT through a header) fold the PEM's lines with tabs.
         text = text.replace("\t", "\n")
     try:
         cert = x509.load_pem_x509_certificate(text.encode("ascii"))
@@ -82,6 +82,8 @@ def card_for_certificate(cert: CardCertificate, *, now: dt.datetime) -> Smartcar
         raise CertificateRefused("card_unknown")
     if card.revoked_at is not None:
         raise CertificateRefused("card_revoked")
-    if not card.is_usable(now) or not (cert.not_before <= now < cert.not_after):
+    if now < card.valid_from or now < cert.not_before:
+        raise CertificateRefused("card_not_yet_valid")
+    if not card.is_usable(now) or not now < cert.not_after:
         raise CertificateRefused("card_expired")
     return card

@@ -60,6 +60,7 @@ CARD_MESSAGES = {
     "card_unreadable": gettext_lazy("Your smartcard certificate could not be read."),
     "card_unknown": gettext_lazy("This smartcard is not registered for terminal access."),
     "card_expired": gettext_lazy("This smartcard has expired."),
+    "card_not_yet_valid": gettext_lazy("This smartcard is not valid yet."),
     "card_revoked": gettext_lazy("This smartcard has been revoked."),
 }
 

@@ -7,4 +7,5 @@ from django.http import HttpRequest
 
 
 def portal(request: HttpRequest) -> dict[str, Any]:
-    return {"DEBUG": settings.DEBUG, "SMARTCARD_DEMO": settings.SMARTCARD_DEMO}
+    # The demo card reader exists only with both on (authn.views.smartcard_demo_login).
+    return {"DEBUG": settings.DEBUG, "SMARTCARD_DEMO": settings.DEBUG and settings.SMARTCARD_DEMO}

@@ -241,7 +241,9 @@ SETUP_SESSION_SECONDS = env_int("SETUP_SESSION_SECONDS", 30 * 60)
 # it on; these headers are believed only from SMARTCARD_TRUSTED_PROXIES.
 SMARTCARD_CERT_HEADER = env_str("SMARTCARD_CERT_HEADER", "HTTP_X_SSL_CLIENT_CERT")
 SMARTCARD_VERIFY_HEADER = env_str("SMARTCARD_VERIFY_HEADER", "HTTP_X_SSL_CLIENT_VERIFY")
-SMARTCARD_TRUSTED_PROXIES = env_list("SMARTCARD_TRUSTED_PROXIES", ["127.0.0.1", "::1"])
+# The front proxies; from them alone X-Real-IP is taken as the client's address.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", ["127.0.0.1", "::1"])
+SMARTCARD_TRUSTED_PROXIES = env_list("SMARTCARD_TRUSTED_PROXIES", TRUSTED_PROXIES)
 SMARTCARD_DEMO = DEBUG and env_bool("SMARTCARD_DEMO", default=True)
 
 # Email: SMTP when EMAIL_HOST is set, otherwise a local outbox folder.
