@@ -6,7 +6,6 @@ import ipaddress
 from typing import Any
 
 from django.conf import settings
-
 from django.http import HttpRequest
 
 from audit.models import AuditEvent

@@ -546,7 +546,14 @@ def setup_complete(*, request: HttpRequest, user: User, device: Device) -> list[
         detail={"channel": state.get("channel", "")},
     )
     request.session.pop(sessions.SETUP_KEY, None)
-    request.session[sessions.BACKUP_CODES_KEY] = codes
+    terminal = user.participant.terminal.slug if user.participant else None
+    request.session[sessions.BACKUP_CODES_KEY] = {
+        "codes": codes,
+        "terminal": terminal,
+        "scopes": [
+            scope for scope in (Scope.ONLINE, Scope.REPORTS, Scope.DMS) if user.has_scope(scope)
+        ],
+    }
     return codes
 
 

@@ -28,6 +28,9 @@ from audit.models import AuditAction, Outcome
 from audit.services import audit_record
 from authn import services, sessions
 from authn.entries import (
+    LABEL_OTP_DMS,
+    LABEL_OTP_ONLINE,
+    LABEL_OTP_REPORTS,
     OTP_SCOPES,
     SMARTCARD_ENTRIES,
     entries_for,
@@ -54,7 +57,9 @@ GENERIC_LOGIN_ERROR = gettext_lazy(
 )
 
 CARD_MESSAGES = {
-    "card_untrusted": gettext_lazy("Your smartcard could not be read through the secure connection."),
+    "card_untrusted": gettext_lazy(
+        "Your smartcard could not be read through the secure connection."
+    ),
     "card_not_verified": gettext_lazy("Your smartcard certificate could not be verified."),
     "card_missing": gettext_lazy("No smartcard was presented. Insert your card and try again."),
     "card_unreadable": gettext_lazy("Your smartcard certificate could not be read."),
@@ -253,9 +258,7 @@ def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = No
             action=verify_path,
             resend_action=resend_path,
             start_over=login_path,
-            channel="email"
-            if isinstance(services.primary_device(user), EmailOTPDevice)
-            else "app",
+            channel="email" if isinstance(services.primary_device(user), EmailOTPDevice) else "app",
         ),
     )
 
@@ -270,7 +273,9 @@ def otp_login_resend(request: HttpRequest, scope: str, terminal: str | None = No
         return HttpResponseRedirect(login_path)
     device = services.primary_device(user)
     if isinstance(device, EmailOTPDevice):
-        _announce_challenge(request, services.email_otp_challenge(device=device, request=request, scope=scope))
+        _announce_challenge(
+            request, services.email_otp_challenge(device=device, request=request, scope=scope)
+        )
     return HttpResponseRedirect(verify_path)
 
 
@@ -317,7 +322,10 @@ def _card_refused(
     return render(
         request,
         "authn/smartcard_refused.html",
-        {"terminal": terminal, "message": CARD_MESSAGES.get(reason, CARD_MESSAGES["card_unreadable"])},
+        {
+            "terminal": terminal,
+            "message": CARD_MESSAGES.get(reason, CARD_MESSAGES["card_unreadable"]),
+        },
         status=403,
     )
 
@@ -377,15 +385,26 @@ def smartcard_login(request: HttpRequest, terminal: str, entry: str) -> HttpResp
     form = SmartcardLoginForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         response = _smartcard_finish(
-            request, form=form, card=card, terminal=term, scopes=scopes, method=sessions.Method.SMARTCARD
+            request,
+            form=form,
+            card=card,
+            terminal=term,
+            scopes=scopes,
+            method=sessions.Method.SMARTCARD,
         )
         if response is not None:
             return response
     return render(
         request,
         "authn/login_smartcard.html",
-        {"form": form, "terminal": term, "entry": entry, "card": cert, "demo": False,
-         "next": request.POST.get("next") or request.GET.get("next") or ""},
+        {
+            "form": form,
+            "terminal": term,
+            "entry": entry,
+            "card": cert,
+            "demo": False,
+            "next": request.POST.get("next") or request.GET.get("next") or "",
+        },
     )
 
 
@@ -479,11 +498,15 @@ def setup_password(request: HttpRequest) -> HttpResponse:
         return user
     form = SetupPasswordForm(request.POST or None, user=user)
     if request.method == "POST" and form.is_valid():
-        services.setup_password_choose(request=request, user=user, password=form.cleaned_data["password1"])
+        services.setup_password_choose(
+            request=request, user=user, password=form.cleaned_data["password1"]
+        )
         return redirect("authn:setup-channel")
     rules = password_validation.password_validators_help_texts()
     return render(
-        request, "authn/setup_password.html", {"form": form, "rules": rules, "setup_user": user, "step": 1}
+        request,
+        "authn/setup_password.html",
+        {"form": form, "rules": rules, "setup_user": user, "step": 1},
     )
 
 
@@ -496,7 +519,9 @@ def setup_channel(request: HttpRequest) -> HttpResponse:
         return redirect("authn:setup-password")
     form = ChannelForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        services.setup_channel_choose(request=request, user=user, channel=form.cleaned_data["channel"])
+        services.setup_channel_choose(
+            request=request, user=user, channel=form.cleaned_data["channel"]
+        )
         return redirect("authn:setup-verify")
     return render(
         request, "authn/setup_channel.html", {"form": form, "setup_user": user, "step": 2}
@@ -552,8 +577,26 @@ def setup_resend(request: HttpRequest) -> HttpResponse:
 @never_cache
 def setup_done(request: HttpRequest) -> HttpResponse:
     """Show the backup codes, once."""
-    codes = request.session.pop(sessions.BACKUP_CODES_KEY, None)
-    return render(request, "authn/setup_done.html", {"codes": codes, "step": 4})
+    shown = request.session.pop(sessions.BACKUP_CODES_KEY, None) or {}
+    entries = []
+    if shown.get("terminal"):
+        labels = {
+            Scope.ONLINE: LABEL_OTP_ONLINE,
+            Scope.REPORTS: LABEL_OTP_REPORTS,
+            Scope.DMS: LABEL_OTP_DMS,
+        }
+        entries = [
+            (
+                labels[Scope(scope)],
+                reverse("authn:otp-login", kwargs={"terminal": shown["terminal"], "scope": scope}),
+            )
+            for scope in shown.get("scopes", [])
+        ]
+    return render(
+        request,
+        "authn/setup_done.html",
+        {"codes": shown.get("codes"), "entries": entries, "step": 4},
+    )
 
 
 def _mask_email(address: str) -> str:

@@ -45,7 +45,9 @@ def report_download(request: HttpRequest, report_id: int) -> FileResponse:
         detail={"report": report.pk, "title": report.title},
     )
     return FileResponse(
-        report.file.open("rb"), as_attachment=True, filename=(report.file.name or "report").rsplit("/", 1)[-1]
+        report.file.open("rb"),
+        as_attachment=True,
+        filename=(report.file.name or "report").rsplit("/", 1)[-1],
     )
 
 

@@ -264,9 +264,28 @@ def test_card_of_another_user_is_refused_with_the_generic_message(client, user, 
     assert not reaches(client, "participants:online-home")
     event = AuditEvent.objects.get(action="login")
     assert (event.outcome, event.method, event.user) == ("failure", "smartcard", user)
+    assert event.reason == "card_foreign"
+    assert event.detail["card_owner"] == colleague.login_id
 
 
 # Phase -------------------------------------------------------------------------------------
+
+
+def test_a_card_session_ends_when_the_terminal_moves_to_2fa_only(client, user, card):
+    card_login(client, through_proxy(card), user.login_id)
+    assert reaches(client, "participants:online-home")
+    factories.set_phase("CCASS", Phase.TWO_FA_ONLY)
+    assert not reaches(client, "participants:online-home")
+    assert not reaches(client, "participants:report-list")
+
+
+def test_audit_takes_the_client_address_from_the_trusted_proxy_only(client, user, card, settings):
+    settings.TRUSTED_PROXIES = [PROXY]
+    card_login(client, {**through_proxy(card), "HTTP_X_REAL_IP": "203.0.113.7"}, user.login_id)
+    client.post(reverse("authn:logout"), REMOTE_ADDR="198.51.100.9", HTTP_X_REAL_IP="203.0.113.99")
+    login, logout = AuditEvent.objects.order_by("pk").values_list("ip", flat=True)
+    assert login == "203.0.113.7"
+    assert logout == "198.51.100.9"
 
 
 def test_smartcard_login_is_refused_in_the_2fa_only_phase(client, user, card):
