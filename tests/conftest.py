@@ -11,6 +11,10 @@ from migration.models import Phase
 from tests import factories
 from tests.helpers import TOTP
 
+# Marker policy (postgres, worker, browser, nginx): skip when a service is absent,
+# fail instead in CI. pytest registers the hooks found in this module, imported ones too.
+from tests.markers import pytest_collection_modifyitems, pytest_runtest_makereport  # noqa: F401
+
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -33,13 +37,6 @@ def _tasks_in_process():
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = before
-
-
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    from django.core.cache import cache
-
-    cache.clear()
 
 
 @pytest.fixture

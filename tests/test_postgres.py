@@ -1,0 +1,123 @@
+"""Guarantees that only PostgreSQL gives: the audit trigger and row locks under concurrency."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from audit.models import AuditAction, AuditEvent, Outcome
+from authn import services
+from authn.models import BackupCodeDevice, EmailOTPDevice
+from tests import factories
+
+pytestmark = pytest.mark.postgres
+
+
+# The audit trail is append-only in the database itself ---------------------------------
+
+
+def _raw_sql(sql: str, params: list[Any] | None = None) -> None:
+    """Run SQL past the ORM (and its AppendOnlyError), in a savepoint the test survives."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+@pytest.mark.django_db
+def test_audit_rows_cannot_be_updated_with_raw_sql():
+    event = AuditEvent.objects.create(
+        action=AuditAction.LOGIN, outcome=Outcome.FAILURE, login_id="B10000U01", reason="bad"
+    )
+    with pytest.raises(DatabaseError, match="append-only"):
+        _raw_sql(
+            "UPDATE audit_auditevent SET outcome = %s, reason = '' WHERE id = %s",
+            [Outcome.SUCCESS, event.pk],
+        )
+    assert AuditEvent.objects.values_list("outcome", "reason").get(pk=event.pk) == (
+        Outcome.FAILURE,
+        "bad",
+    )
+
+
+@pytest.mark.django_db
+def test_audit_rows_cannot_be_deleted_with_raw_sql():
+    event = AuditEvent.objects.create(
+        action=AuditAction.LOGIN, outcome=Outcome.FAILURE, login_id="B10000U01"
+    )
+    with pytest.raises(DatabaseError, match="append-only"):
+        _raw_sql("DELETE FROM audit_auditevent WHERE id = %s", [event.pk])
+    with pytest.raises(DatabaseError, match="append-only"):
+        _raw_sql("DELETE FROM audit_auditevent")
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+# A one-time code is accepted once, even when two requests race with it -------------------
+
+RACERS = 2
+# Each racer holds its device row this long before checking the code. Without the
+# row lock both would read the still-valid code inside this window and both succeed.
+HOLD_SECONDS = 0.3
+JOIN_SECONDS = 30
+
+
+def _slowed(monkeypatch: pytest.MonkeyPatch, device_class: type) -> None:
+    original = device_class.verify_token
+
+    def verify_token(self, token):
+        time.sleep(HOLD_SECONDS)
+        return original(self, token)
+
+    monkeypatch.setattr(device_class, "verify_token", verify_token)
+
+
+def _race(user, code: str) -> list[bool]:
+    """Verify `code` for `user` from RACERS threads at once; return who succeeded."""
+    barrier = threading.Barrier(RACERS, timeout=JOIN_SECONDS)
+    outcomes: list[bool] = []
+    errors: list[BaseException] = []
+
+    def racer() -> None:
+        try:
+            barrier.wait()
+            outcomes.append(services.otp_verify(user=user, token=code).ok)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [threading.Thread(target=racer, name=f"racer-{n}") for n in range(RACERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(JOIN_SECONDS)
+    assert not any(thread.is_alive() for thread in threads), "a racer is still waiting"
+    assert not errors, errors
+    return outcomes
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_email_code_is_accepted_once_under_concurrency(email_user, monkeypatch):
+    device = EmailOTPDevice.objects.get(user=email_user)
+    code = device.issue_token()
+    _slowed(monkeypatch, EmailOTPDevice)
+
+    outcomes = _race(email_user, code)
+
+    assert sorted(outcomes) == [False, True]
+    device.refresh_from_db()
+    assert device.token_hash == "" and device.valid_until is None
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_backup_code_is_accepted_once_under_concurrency(user, monkeypatch):
+    backup = factories.BackupCodeDeviceFactory(user=user)
+    code, *_others = backup.generate_codes(10)
+    _slowed(monkeypatch, BackupCodeDevice)
+
+    outcomes = _race(user, code)
+
+    assert sorted(outcomes) == [False, True]
+    assert backup.codes.count() == 9
