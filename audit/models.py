@@ -21,6 +21,16 @@ class AuditAction(models.TextChoices):
     SETUP_CHANNEL = "setup_channel", _("OTP channel chosen in setup")
     SETUP_COMPLETED = "setup_completed", _("2FA setup completed")
     REPORT_DOWNLOAD = "report_download", _("Report downloaded")
+    REQUEST_MADE = "request_made", _("Request made")
+    REQUEST_APPROVED = "request_approved", _("Request approved")
+    REQUEST_REJECTED = "request_rejected", _("Request rejected")
+    REQUEST_OUTDATED = "request_outdated", _("Request outdated")
+    EMAIL_REGISTERED = "email_registered", _("Designated email registered")
+    USER_CREATED = "user_created", _("User created")
+    USER_SUSPENDED = "user_suspended", _("User suspended")
+    USER_RESTORED = "user_restored", _("User restored")
+    OTP_RESET = "otp_reset", _("OTP device reset")
+    BULK_APPLIED = "bulk_applied", _("Bulk email registration applied")
 
 
 class Outcome(models.TextChoices):

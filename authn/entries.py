@@ -83,7 +83,7 @@ def home_url(scope: str) -> str:
         {
             Scope.ONLINE: "participants:online-home",
             Scope.REPORTS: "participants:report-list",
-            Scope.DMS: "participants:dms-home",
+            Scope.DMS: "dms:home",
             Scope.STAFF: "admin:index",
         }[Scope(scope)]
     )

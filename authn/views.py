@@ -90,7 +90,7 @@ def dms_landing(request: HttpRequest) -> HttpResponse:
     from authn.decorators import session_allows
 
     if session_allows(request, Scope.DMS):
-        return redirect("participants:dms-home")
+        return redirect("dms:home")
     return _landing(request, "dms")
 
 

@@ -185,6 +185,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
     last_login_method = models.CharField(_("last login method"), max_length=16, blank=True)
     two_factor_ready_at = models.DateTimeField(_("2FA set up at"), null=True, blank=True)
+    # Bumped by every change a DA request can make, so that a request made
+    # against an older state of the user is refused at approval.
+    version = models.PositiveIntegerField(_("version"), default=0)
 
     objects = UserManager()
 
@@ -218,6 +221,14 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_da(self) -> bool:
         return self.role == Role.DA
+
+    @property
+    def is_maker(self) -> bool:
+        return self.is_da and self.da_duty in (DaDuty.MAKER, DaDuty.BOTH)
+
+    @property
+    def is_checker(self) -> bool:
+        return self.is_da and self.da_duty in (DaDuty.CHECKER, DaDuty.BOTH)
 
     def has_registered_email(self) -> bool:
         return bool(self.email)
@@ -317,3 +328,92 @@ class ReportFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant.participant_id} {self.business_date} {self.title}"
+
+
+class RequestKind(models.TextChoices):
+    EMAIL_REGISTER = "email_register", _("Register or change designated email")
+    USER_CREATE = "user_create", _("Create a user")
+    USER_SUSPEND = "user_suspend", _("Suspend a user")
+    USER_RESTORE = "user_restore", _("Restore a user")
+    OTP_RESET = "otp_reset", _("Reset the OTP device")
+    ACTIVATION_RESEND = "activation_resend", _("Resend the activation email")
+    BULK_EMAIL = "bulk_email", _("Bulk email registration")
+
+
+class RequestStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    OUTDATED = "outdated", _("Outdated")
+
+
+class ChangeRequestQuerySet(models.QuerySet["ChangeRequest"]):
+    def for_participant(self, participant: Participant) -> ChangeRequestQuerySet:
+        return self.filter(participant=participant)
+
+
+class ChangeRequest(models.Model):
+    """A DA's change to the firm's users, which takes effect only when a checker approves it."""
+
+    participant = models.ForeignKey(
+        Participant,
+        on_delete=models.PROTECT,
+        related_name="requests",
+        verbose_name=_("participant"),
+    )
+    kind = models.CharField(_("kind"), max_length=24, choices=RequestKind.choices)
+    status = models.CharField(
+        _("status"), max_length=12, choices=RequestStatus.choices, default=RequestStatus.PENDING
+    )
+    target = models.ForeignKey(
+        User,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="change_requests",
+        verbose_name=_("user"),
+    )
+    # The target's version when the request was made; a different one at approval
+    # means somebody changed the user meanwhile, and the request is outdated.
+    target_version = models.PositiveIntegerField(_("user version"), null=True, blank=True)
+    payload = models.JSONField(_("details"), default=dict, blank=True)
+    maker = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", verbose_name=_("maker")
+    )
+    created_at = models.DateTimeField(_("made at"), default=timezone.now)
+    checker = models.ForeignKey(
+        User,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("checker"),
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+
+    objects = ChangeRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("change request")
+        verbose_name_plural = _("change requests")
+        indexes = [
+            models.Index(
+                fields=["participant", "status", "-created_at"], name="request_firm_status_idx"
+            )
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target", "kind"],
+                condition=Q(status="pending"),
+                name="request_one_pending_per_user_and_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.get_status_display()})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == RequestStatus.PENDING

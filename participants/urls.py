@@ -7,5 +7,4 @@ urlpatterns = [
     path("online/", views.online_home, name="online-home"),
     path("reports/", views.report_list, name="report-list"),
     path("reports/<int:report_id>/download/", views.report_download, name="report-download"),
-    path("dms/home/", views.dms_home, name="dms-home"),
 ]

@@ -49,12 +49,3 @@ def report_download(request: HttpRequest, report_id: int) -> FileResponse:
         as_attachment=True,
         filename=(report.file.name or "report").rsplit("/", 1)[-1],
     )
-
-
-@scope_required(Scope.DMS)
-def dms_home(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "participants/dms_home.html",
-        {"participant": request_participant(request), "method": sessions.session_method(request)},
-    )

@@ -98,7 +98,7 @@ def test_plain_user_cannot_log_in_for_dms(client, user):
 
 def test_da_logs_in_for_dms(client, maker_da):
     log_in_with_app(client, maker_da, scope="dms")
-    assert client.get(reverse("participants:dms-home")).status_code == 200
+    assert client.get(reverse("dms:home")).status_code == 200
     assert client.get(reverse("authn:dms-landing")).status_code == 302
 
 

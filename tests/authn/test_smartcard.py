@@ -127,8 +127,8 @@ def test_dms_entry_logs_a_da_in_for_security_management_only(client, maker_da, c
     register(issued, maker_da)
     response = card_login(client, through_proxy(issued), maker_da.login_id, entry="dms")
     assert response.status_code == 302
-    assert response["Location"] == reverse("participants:dms-home")
-    assert reaches(client, "participants:dms-home")
+    assert response["Location"] == reverse("dms:home")
+    assert reaches(client, "dms:home")
     assert not reaches(client, "participants:online-home")
     assert AuditEvent.objects.get(action="login", outcome="success").scope == "dms"
 
@@ -137,7 +137,7 @@ def test_dms_entry_refuses_a_user_without_security_management(client, user, card
     response = card_login(client, through_proxy(card), user.login_id, entry="dms")
     assert response.status_code == 200
     assert GENERIC_ERROR in response.content.decode()
-    assert not reaches(client, "participants:dms-home")
+    assert not reaches(client, "dms:home")
 
 
 # Cards the portal refuses -------------------------------------------------------------------

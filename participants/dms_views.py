@@ -1,0 +1,311 @@
+"""Security Management Functions (DMS): a firm's DAs manage its users under maker-checker."""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, QuerySet
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from audit.models import AuditEvent
+from authn.decorators import scope_required
+from participants import services
+from participants.access import get_request_for_da, get_user_for_da, request_participant
+from participants.forms import (
+    AuditFilterForm,
+    EmailRequestForm,
+    RejectForm,
+    UserCreateForm,
+    UserFilterForm,
+)
+from participants.models import RequestKind, RequestStatus, Scope, User
+from participants.selectors import requests_for_dms, users_for_dms
+
+dms_required = scope_required(Scope.DMS)
+
+PAGE_SIZE = 50
+# The requests a DA files from a user's page; each is one button or one small form.
+USER_REQUEST_KINDS = {
+    RequestKind.EMAIL_REGISTER,
+    RequestKind.USER_SUSPEND,
+    RequestKind.USER_RESTORE,
+    RequestKind.OTP_RESET,
+    RequestKind.ACTIVATION_RESEND,
+}
+
+
+def _acting(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+def _refused(request: HttpRequest, refused: services.RequestRefused) -> HttpResponse | None:
+    """Answer 403 for a role that may not act; otherwise say why and let the view go on."""
+    if isinstance(refused, services.RequestForbidden):
+        return render(request, "dms/forbidden.html", {"message": refused.message}, status=403)
+    messages.error(request, refused.message)
+    return None
+
+
+@dms_required
+def home(request: HttpRequest) -> HttpResponse:
+    participant = request_participant(request)
+    counts = users_for_dms(participant=participant).aggregate(
+        users=Count("pk"),
+        needs_email=Count("pk", filter=Q(email="")),
+        not_set_up=Count("pk", filter=Q(two_factor_ready_at__isnull=True)),
+    )
+    pending = requests_for_dms(participant=participant, status=RequestStatus.PENDING).count()
+    return render(
+        request,
+        "dms/home.html",
+        {"participant": participant, "counts": counts, "pending": pending},
+    )
+
+
+@dms_required
+def user_list(request: HttpRequest) -> HttpResponse:
+    participant = request_participant(request)
+    form = UserFilterForm(request.GET or None)
+    filter_name = search = ""
+    if form.is_valid():
+        filter_name = form.cleaned_data["filter"]
+        search = form.cleaned_data["q"]
+    users = users_for_dms(participant=participant, filter_name=filter_name, search=search)
+    page = Paginator(users, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "dms/user_list.html",
+        {"participant": participant, "form": form, "page": page, "query": query.urlencode()},
+    )
+
+
+@dms_required
+def user_detail(request: HttpRequest, user_id: int) -> HttpResponse:
+    target = get_user_for_da(request, user_id)
+    acting = _acting(request)
+    programme = getattr(target.participant.terminal, "programme", None)  # type: ignore[union-attr]
+    return render(
+        request,
+        "dms/user_detail.html",
+        {
+            "target": target,
+            "is_self": target.pk == acting.pk,
+            "can_make": acting.is_maker and target.pk != acting.pk,
+            "email_form": EmailRequestForm(initial={"email": target.email}),
+            "da_email_closed": target.is_da
+            and not (programme and programme.da_email_registration_open),
+            "programme": programme,
+            "pending": requests_for_dms(participant=request_participant(request)).filter(
+                target=target, status=RequestStatus.PENDING
+            ),
+        },
+    )
+
+
+@dms_required
+def user_request(request: HttpRequest, user_id: int, kind: str) -> HttpResponse:
+    """File a request about one user: register/change email, suspend, restore, reset, resend."""
+    target = get_user_for_da(request, user_id)
+    if kind not in USER_REQUEST_KINDS:
+        raise Http404
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    payload: dict[str, Any] = {}
+    if kind == RequestKind.EMAIL_REGISTER:
+        form = EmailRequestForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, _("Enter a valid email address."))
+            return HttpResponseRedirect(reverse("dms:user-detail", args=[target.pk]))
+        payload["email"] = services.normalize_email(form.cleaned_data["email"])
+        payload["previous_email"] = target.email
+    try:
+        services.request_make(
+            kind=kind, acting_user=_acting(request), target=target, payload=payload, request=request
+        )
+    except services.RequestRefused as refused:
+        response = _refused(request, refused)
+        if response is not None:
+            return response
+    else:
+        messages.success(request, _("Request made. It takes effect when a checker approves it."))
+    return HttpResponseRedirect(reverse("dms:user-detail", args=[target.pk]))
+
+
+@dms_required
+def user_create(request: HttpRequest) -> HttpResponse:
+    participant = request_participant(request)
+    form = UserCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        if data.get("email"):
+            data["email"] = services.normalize_email(data["email"])
+        try:
+            services.request_make(
+                kind=RequestKind.USER_CREATE,
+                acting_user=_acting(request),
+                payload=data,
+                request=request,
+            )
+        except services.RequestRefused as refused:
+            response = _refused(request, refused)
+            if response is not None:
+                return response
+        else:
+            messages.success(
+                request, _("Request made. It takes effect when a checker approves it.")
+            )
+            return HttpResponseRedirect(reverse("dms:request-list"))
+    return render(request, "dms/user_create.html", {"participant": participant, "form": form})
+
+
+@dms_required
+def request_list(request: HttpRequest) -> HttpResponse:
+    participant = request_participant(request)
+    status = request.GET.get("status", RequestStatus.PENDING)
+    if status not in RequestStatus.values and status != "all":
+        status = RequestStatus.PENDING
+    requests = requests_for_dms(participant=participant, status="" if status == "all" else status)
+    page = Paginator(requests, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "dms/request_list.html",
+        {
+            "participant": participant,
+            "page": page,
+            "status": status,
+            "statuses": [*RequestStatus.choices, ("all", _("All"))],
+        },
+    )
+
+
+@dms_required
+def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
+    change = get_request_for_da(request, request_id)
+    acting = _acting(request)
+    return render(
+        request,
+        "dms/request_detail.html",
+        {
+            "change": change,
+            "can_check": change.is_pending
+            and acting.is_checker
+            and (change.maker_id != acting.pk or change.participant.single_da_allowed),
+            "reject_form": RejectForm(),
+        },
+    )
+
+
+@dms_required
+def request_decide(request: HttpRequest, request_id: int, decision: str) -> HttpResponse:
+    change = get_request_for_da(request, request_id)
+    if decision not in ("approve", "reject"):
+        raise Http404
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        if decision == "approve":
+            services.request_approve(change=change, acting_user=_acting(request), request=request)
+            messages.success(request, _("Request approved; it has taken effect."))
+        else:
+            form = RejectForm(request.POST)
+            reason = form.cleaned_data["reason"] if form.is_valid() else ""
+            services.request_reject(
+                change=change, acting_user=_acting(request), reason=reason, request=request
+            )
+            messages.success(request, _("Request rejected."))
+    except services.RequestRefused as refused:
+        response = _refused(request, refused)
+        if response is not None:
+            return response
+    return HttpResponseRedirect(reverse("dms:request-detail", args=[change.pk]))
+
+
+def _audit_rows(request: HttpRequest) -> tuple[QuerySet[AuditEvent], AuditFilterForm]:
+    participant = request_participant(request)
+    events = AuditEvent.objects.for_participant(participant).select_related("actor")
+    form = AuditFilterForm(request.GET or None)
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["user"]:
+            events = events.filter(
+                Q(login_id__iexact=data["user"]) | Q(actor__login_id__iexact=data["user"])
+            )
+        if data["action"]:
+            events = events.filter(action=data["action"])
+        if data["date_from"]:
+            events = events.filter(at__date__gte=data["date_from"])
+        if data["date_to"]:
+            events = events.filter(at__date__lte=data["date_to"])
+    return events, form
+
+
+@dms_required
+def audit_list(request: HttpRequest) -> HttpResponse:
+    events, form = _audit_rows(request)
+    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request, "dms/audit_list.html", {"page": page, "form": form, "query": query.urlencode()}
+    )
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@dms_required
+def audit_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    events, _form = _audit_rows(request)
+    events = events.order_by("at", "id")
+    writer = csv.writer(_Echo())
+    header = [
+        "time",
+        "action",
+        "outcome",
+        "login_id",
+        "acting_user",
+        "scope",
+        "method",
+        "ip",
+        "reason",
+    ]
+
+    def rows() -> Any:
+        yield "\ufeff" + writer.writerow(header)
+        for event in events.iterator(chunk_size=2000):
+            yield writer.writerow(
+                [
+                    event.at.isoformat(),
+                    event.action,
+                    event.outcome,
+                    event.login_id,
+                    event.actor.login_id if event.actor else "",
+                    event.scope,
+                    event.method,
+                    event.ip or "",
+                    event.reason,
+                ]
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
+    return response
