@@ -30,6 +30,7 @@ class AuditAction(models.TextChoices):
     USER_SUSPENDED = "user_suspended", _("User suspended")
     USER_RESTORED = "user_restored", _("User restored")
     OTP_RESET = "otp_reset", _("OTP device reset")
+    BULK_UPLOADED = "bulk_uploaded", _("Bulk email file uploaded")
     BULK_APPLIED = "bulk_applied", _("Bulk email registration applied")
 
 

@@ -219,7 +219,11 @@ def email_otp_challenge(
     """Have a fresh code emailed to the device's user, unless the resend cooldown is running."""
     from authn.tasks import email_otp_deliver
 
-    device = EmailOTPDevice.objects.select_for_update().select_related("user").get(pk=device.pk)
+    device = (
+        EmailOTPDevice.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .get(pk=device.pk)
+    )
     allowed, data = device.generate_is_allowed()
     if not allowed:
         return ChallengeResult(sent=False, next_allowed_at=(data or {}).get("next_generation_at"))
@@ -243,7 +247,11 @@ def email_otp_send(*, device_id: int) -> None:
     from ccass.mail import send_templated
 
     with transaction.atomic():
-        device = EmailOTPDevice.objects.select_for_update().select_related("user").get(pk=device_id)
+        device = (
+            EmailOTPDevice.objects.select_for_update(of=("self",))
+            .select_related("user")
+            .get(pk=device_id)
+        )
         token = device.issue_token()
         address = device.user.email
     minutes = settings.OTP_EMAIL_TOKEN_VALIDITY // 60

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from participants import dms_views
+from participants import bulk_views, dms_views
 
 app_name = "dms"
 urlpatterns = [
@@ -16,6 +16,11 @@ urlpatterns = [
         dms_views.request_decide,
         name="request-decide",
     ),
+    path("bulk/", bulk_views.bulk_upload, name="bulk-upload"),
+    path("bulk/<int:batch_id>/", bulk_views.bulk_detail, name="bulk-detail"),
+    path("bulk/<int:batch_id>/progress/", bulk_views.bulk_progress, name="bulk-progress"),
+    path("bulk/<int:batch_id>/submit/", bulk_views.bulk_submit, name="bulk-submit"),
+    path("bulk/<int:batch_id>/result.csv", bulk_views.bulk_result, name="bulk-result"),
     path("audit/", dms_views.audit_list, name="audit-list"),
     path("audit/export.csv", dms_views.audit_csv, name="audit-csv"),
 ]

@@ -19,6 +19,7 @@ from django.http import (
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_safe
 
 from audit.models import AuditEvent
 from authn.decorators import scope_required
@@ -37,6 +38,9 @@ from participants.selectors import requests_for_dms, users_for_dms
 dms_required = scope_required(Scope.DMS)
 
 PAGE_SIZE = 50
+# A page that only shows something answers other methods 405. A page about one object looks
+# the object up first, so that another firm's id answers 404 whatever the method.
+SAFE_METHODS = ["GET", "HEAD"]
 # The requests a DA files from a user's page; each is one button or one small form.
 USER_REQUEST_KINDS = {
     RequestKind.EMAIL_REGISTER,
@@ -62,6 +66,7 @@ def _refused(request: HttpRequest, refused: services.RequestRefused) -> HttpResp
 
 
 @dms_required
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     participant = request_participant(request)
     counts = users_for_dms(participant=participant).aggregate(
@@ -78,6 +83,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @dms_required
+@require_safe
 def user_list(request: HttpRequest) -> HttpResponse:
     participant = request_participant(request)
     form = UserFilterForm(request.GET or None)
@@ -99,6 +105,8 @@ def user_list(request: HttpRequest) -> HttpResponse:
 @dms_required
 def user_detail(request: HttpRequest, user_id: int) -> HttpResponse:
     target = get_user_for_da(request, user_id)
+    if request.method not in SAFE_METHODS:
+        return HttpResponseNotAllowed(SAFE_METHODS)
     acting = _acting(request)
     programme = getattr(target.participant.terminal, "programme", None)  # type: ignore[union-attr]
     return render(
@@ -149,8 +157,13 @@ def user_request(request: HttpRequest, user_id: int, kind: str) -> HttpResponse:
 
 
 @dms_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def user_create(request: HttpRequest) -> HttpResponse:
     participant = request_participant(request)
+    if not _acting(request).is_maker:
+        # The form would only end in a refusal: a checker cannot make requests.
+        message = _("Only a maker DA can make requests.")
+        return render(request, "dms/forbidden.html", {"message": message}, status=403)
     form = UserCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
@@ -176,6 +189,7 @@ def user_create(request: HttpRequest) -> HttpResponse:
 
 
 @dms_required
+@require_safe
 def request_list(request: HttpRequest) -> HttpResponse:
     participant = request_participant(request)
     status = request.GET.get("status", RequestStatus.PENDING)
@@ -198,6 +212,8 @@ def request_list(request: HttpRequest) -> HttpResponse:
 @dms_required
 def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     change = get_request_for_da(request, request_id)
+    if request.method not in SAFE_METHODS:
+        return HttpResponseNotAllowed(SAFE_METHODS)
     acting = _acting(request)
     return render(
         request,
@@ -257,6 +273,7 @@ def _audit_rows(request: HttpRequest) -> tuple[QuerySet[AuditEvent], AuditFilter
 
 
 @dms_required
+@require_safe
 def audit_list(request: HttpRequest) -> HttpResponse:
     events, form = _audit_rows(request)
     page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -273,6 +290,7 @@ class _Echo:
 
 
 @dms_required
+@require_safe
 def audit_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     events, _form = _audit_rows(request)
     events = events.order_by("at", "id")

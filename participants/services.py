@@ -147,7 +147,7 @@ def _can_check(change: ChangeRequest, acting_user: User) -> bool:
 
 def _lock_pending(change: ChangeRequest) -> ChangeRequest:
     locked = (
-        ChangeRequest.objects.select_for_update()
+        ChangeRequest.objects.select_for_update(of=("self",))
         .select_related("participant__terminal__programme", "maker")
         .get(pk=change.pk)
     )
@@ -156,36 +156,59 @@ def _lock_pending(change: ChangeRequest) -> ChangeRequest:
     return locked
 
 
-@transaction.atomic
+STALE_MESSAGE = (
+    "The user was changed after this request was made, so it can no longer be approved. "
+    "Make a new request if it is still needed."
+)
+
+
 def request_approve(
     *, change: ChangeRequest, acting_user: User, request: HttpRequest | None = None
 ) -> ChangeRequest:
-    """Approve a pending request and apply it, or refuse it if its user changed meanwhile."""
-    change = _lock_pending(change)
-    if not _can_check(change, acting_user):
-        raise RequestForbidden(_("You cannot approve this request: another DA, a checker, must."))
-    target = None
-    if change.target_id is not None:
-        target = (
-            User.objects.select_for_update()
-            .select_related("participant__terminal__programme")
-            .get(pk=change.target_id)
-        )
-        if target.version != change.target_version:
-            _decide(change, RequestStatus.OUTDATED, acting_user, request, reason="user changed")
-            raise RequestRefused(
-                _(
-                    "The user was changed after this request was made, so it can no longer "
-                    "be approved. Make a new request if it is still needed."
-                )
+    """Approve a pending request and apply it, or mark it outdated if its user changed meanwhile.
+
+    Applying runs in a savepoint: a refusal while applying leaves nothing applied,
+    and the request is recorded as outdated; any other error leaves it pending.
+    """
+    outdated: str | None = None
+    with transaction.atomic():
+        change = _lock_pending(change)
+        if not _can_check(change, acting_user):
+            raise RequestForbidden(
+                _("You cannot approve this request: another DA, a checker, must.")
             )
-        try:
-            _check_target(change.kind, target, change.payload)
-        except RequestRefused as refused:
-            _decide(change, RequestStatus.OUTDATED, acting_user, request, reason=refused.message)
-            raise
-    _apply(change, target=target, acting_user=acting_user, request=request)
-    _decide(change, RequestStatus.APPROVED, acting_user, request)
+        target = None
+        if change.target_id is not None:
+            target = (
+                User.objects.select_for_update(of=("self",))
+                .select_related("participant__terminal__programme")
+                .get(pk=change.target_id)
+            )
+            if target.version != change.target_version:
+                outdated = _(STALE_MESSAGE)
+            else:
+                try:
+                    _check_target(change.kind, target, change.payload)
+                except RequestRefused as refused:
+                    outdated = refused.message
+        if outdated is None:
+            try:
+                with transaction.atomic():
+                    _apply(change, target=target, acting_user=acting_user, request=request)
+            except RequestRefused as refused:
+                outdated = refused.message
+        if outdated is None:
+            _decide(change, RequestStatus.APPROVED, acting_user, request)
+        else:
+            _decide(change, RequestStatus.OUTDATED, acting_user, request, reason=outdated)
+            if change.kind == RequestKind.BULK_EMAIL:
+                from participants.models import BulkEmailBatch, BulkStatus
+
+                BulkEmailBatch.objects.filter(change_request=change).update(
+                    status=BulkStatus.FAILED, error=outdated[:500]
+                )
+    if outdated is not None:
+        raise RequestRefused(outdated)
     return change
 
 
@@ -200,6 +223,10 @@ def request_reject(
     if not reason.strip():
         raise RequestRefused(_("Give the maker a reason for the rejection."))
     _decide(change, RequestStatus.REJECTED, acting_user, request, reason=reason.strip())
+    if change.kind == RequestKind.BULK_EMAIL:
+        from participants.models import BulkEmailBatch, BulkStatus
+
+        BulkEmailBatch.objects.filter(change_request=change).update(status=BulkStatus.REJECTED)
     return change
 
 
@@ -244,6 +271,11 @@ def _apply(
     change: ChangeRequest, *, target: User | None, acting_user: User, request: HttpRequest | None
 ) -> None:
     kind = change.kind
+    if kind == RequestKind.BULK_EMAIL:
+        from participants.bulk import bulk_apply
+
+        bulk_apply(change=change, acting_user=acting_user, request=request)
+        return
     if kind == RequestKind.USER_CREATE:
         target = _user_create(change)
         change.target = target

@@ -17,3 +17,17 @@ def checkers_notify(change_id: int) -> None:
 @shared_task(autoretry_for=(SMTPException, OSError), retry_backoff=True, max_retries=5)
 def email_changed_notify(user_id: int, old: str, new: str) -> None:
     notifications.email_changed_notify(user_id=user_id, old=old, new=new)
+
+
+@shared_task
+def bulk_check(batch_id: int) -> None:
+    from participants.bulk import bulk_check as check
+
+    check(batch_id=batch_id)
+
+
+@shared_task(autoretry_for=(SMTPException, OSError), retry_backoff=True, max_retries=5)
+def bulk_notify(batch_id: int) -> None:
+    from participants.bulk import bulk_notify_send
+
+    bulk_notify_send(batch_id=batch_id)
