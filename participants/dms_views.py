@@ -222,6 +222,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
             "change": change,
             "can_check": change.is_pending
             and acting.is_checker
+            and change.target_id != acting.pk
             and (change.maker_id != acting.pk or change.participant.single_da_allowed),
             "reject_form": RejectForm(),
         },
@@ -289,6 +290,15 @@ class _Echo:
         return value
 
 
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection); the
+# reason of a rejection, for one, is free text a DA typed.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: str) -> str:
+    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+
+
 @dms_required
 @require_safe
 def audit_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
@@ -315,12 +325,12 @@ def audit_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
                     event.at.isoformat(),
                     event.action,
                     event.outcome,
-                    event.login_id,
+                    _cell(event.login_id),
                     event.actor.login_id if event.actor else "",
                     event.scope,
                     event.method,
                     event.ip or "",
-                    event.reason,
+                    _cell(event.reason),
                 ]
             )
 

@@ -139,6 +139,9 @@ def _notify_checkers(change: ChangeRequest) -> None:
 def _can_check(change: ChangeRequest, acting_user: User) -> bool:
     if acting_user.participant_id != change.participant_id or not acting_user.is_checker:
         return False
+    # Four eyes: a DA no more checks a change to their own account than makes one.
+    if change.target_id is not None and change.target_id == acting_user.pk:
+        return False
     if change.maker_id != acting_user.pk:
         return True
     # A sole proprietor's only DA may check their own request, when staff allow it.
