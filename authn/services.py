@@ -76,8 +76,11 @@ def _burn_hash_time(password: str) -> None:
 
 
 def _user_for_login(login_id: str) -> User | None:
+    # The row lock makes parallel guesses at one account wait their turn, so the
+    # throttle counts each of them, whether or not its throttle row exists yet.
     return (
-        User.objects.select_related("participant__terminal__programme")
+        User.objects.select_for_update(of=("self",))
+        .select_related("participant__terminal__programme")
         .filter(login_id__iexact=login_id.strip())
         .first()
     )
@@ -115,9 +118,10 @@ def credentials_check(
     """
     now = timezone.now()
     key = _throttle_key(login_id)
-    # The row exists only once an ID has failed; a clean login does not write it.
-    throttle = LoginThrottle.objects.select_for_update().filter(key=key).first()
     user = _user_for_login(login_id) if login_id.strip() else None
+    # Read only once the user's row is locked. The throttle row exists only once an
+    # ID has failed; a clean login does not write it.
+    throttle = LoginThrottle.objects.select_for_update().filter(key=key).first()
 
     def refuse(reason: str, detail: dict[str, str] | None = None) -> LoginResult:
         audit_record(
@@ -275,7 +279,7 @@ class OtpResult:
         return self.refusal is None
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def otp_verify(*, user: User, token: str, confirmed: bool = True) -> OtpResult:
     """Verify a code from the user's OTP channel, or a backup code, consuming it.
 
@@ -338,6 +342,40 @@ def login_complete(
         scope=",".join(scopes),
         method=method,
     )
+
+
+@transaction.atomic
+def otp_login(
+    request: HttpRequest, *, user: User, token: str, scope: str, terminal: str | None
+) -> OtpResult:
+    """Check the code and log the user in, in one transaction: the code is used up only
+    by a login that is recorded, and a failure is audited."""
+    result = otp_verify(user=user, token=token)
+    if result.ok and result.device is not None:
+        method = (
+            sessions.Method.BACKUP_CODE
+            if isinstance(result.device, BackupCodeDevice)
+            else sessions.Method.OTP
+        )
+        login_complete(
+            request,
+            user=user,
+            scopes=[scope],
+            method=method,
+            terminal=terminal,
+            device=result.device,
+        )
+    else:
+        audit_record(
+            action=AuditAction.LOGIN,
+            outcome=Outcome.FAILURE,
+            request=request,
+            user=user,
+            scope=scope,
+            method=sessions.Method.OTP,
+            reason=result.refusal or "",
+        )
+    return result
 
 
 def logout_complete(request: HttpRequest, *, action: str = AuditAction.LOGOUT) -> None:

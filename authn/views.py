@@ -213,31 +213,11 @@ def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = No
         return HttpResponseRedirect(login_path)
     form = OtpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        result = services.otp_verify(user=user, token=form.cleaned_data["code"])
-        if result.ok and result.device is not None:
-            method = (
-                sessions.Method.BACKUP_CODE
-                if result.device.__class__.__name__ == "BackupCodeDevice"
-                else sessions.Method.OTP
-            )
-            services.login_complete(
-                request,
-                user=user,
-                scopes=[scope],
-                method=method,
-                terminal=terminal_code,
-                device=result.device,
-            )
-            return HttpResponseRedirect(_safe_next(request, home_url(scope)))
-        audit_record(
-            action=AuditAction.LOGIN,
-            outcome=Outcome.FAILURE,
-            request=request,
-            user=user,
-            scope=scope,
-            method=sessions.Method.OTP,
-            reason=result.refusal or "",
+        result = services.otp_login(
+            request, user=user, token=form.cleaned_data["code"], scope=scope, terminal=terminal_code
         )
+        if result.ok:
+            return HttpResponseRedirect(_safe_next(request, home_url(scope)))
         if result.refusal == services.Refusal.THROTTLED and result.locked_until:
             local = timezone.localtime(result.locked_until)
             form.add_error(

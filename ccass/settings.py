@@ -200,7 +200,7 @@ BREACHED_PASSWORDS_FILE = env_str(
 )
 
 # Sessions: idle and absolute limits, enforced by authn.middleware.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_ENGINE = "authn.session_store"
 SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 15 * 60)
 SESSION_ABSOLUTE_TIMEOUT = env_int("SESSION_ABSOLUTE_TIMEOUT", 12 * 60 * 60)
 SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT

@@ -340,10 +340,27 @@ def bulk_notify_send(*, batch_id: int) -> None:
     ).values_list("user_id", "previous_email", "email")
     for user_id, old, new in rows.iterator(chunk_size=2000):
         email_changed_notify(user_id=user_id, old=old, new=new)
+    _activations_send(batch_id=batch_id)
+
+
+def _activations_send(*, batch_id: int) -> None:
+    """Send activation emails to the users whose first email the batch registered, when
+    2FA setup is open for their terminal (PRODUCT.md: every user with a registered email)."""
+    from authn.services import activation_email_send, setup_open_for
+
+    users = User.objects.select_related("participant__terminal__programme").filter(
+        pk__in=BulkEmailRow.objects.filter(batch_id=batch_id, outcome=BulkOutcome.REGISTER).values(
+            "user_id"
+        ),
+        two_factor_ready_at__isnull=True,
+    )
+    for user in users.iterator(chunk_size=500):
+        if setup_open_for(user):
+            activation_email_send(user_id=user.pk)
 
 
 def bulk_result_rows(batch: BulkEmailBatch) -> Iterator[list[str]]:
-    yield ["line", "login_id", "email", "outcome", "reason"]
+    yield ["line", "login_id", "email", "outcome", "reason"]  # the rows are quoted by csv_response
     for row in batch.rows.order_by("line").iterator(chunk_size=2000):
         yield [
             str(row.line),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -20,10 +18,12 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_safe
 
+from ccass.csv_export import csv_response
 from participants import bulk
 from participants.access import request_participant
-from participants.dms_views import _acting, _Echo, _refused, dms_required
+from participants.dms_views import _acting, _refused, dms_required
 from participants.models import BulkEmailBatch, BulkOutcome, BulkStatus
 from participants.services import RequestRefused
 
@@ -130,15 +130,7 @@ def bulk_submit(request: HttpRequest, batch_id: int) -> HttpResponse:
 
 
 @dms_required
+@require_safe
 def bulk_result(request: HttpRequest, batch_id: int) -> StreamingHttpResponse:
     batch = _batch_for_da(request, batch_id)
-    writer = csv.writer(_Echo())
-
-    def lines():  # type: ignore[no-untyped-def]
-        yield "\ufeff"
-        for row in bulk.bulk_result_rows(batch):
-            yield writer.writerow(row)
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="bulk-{batch.pk}-result.csv"'
-    return response
+    return csv_response(bulk.bulk_result_rows(batch), filename=f"bulk-{batch.pk}-result.csv")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
@@ -18,11 +18,13 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_safe
 
 from audit.models import AuditEvent
 from authn.decorators import scope_required
+from ccass.csv_export import csv_response
 from participants import services
 from participants.access import get_request_for_da, get_user_for_da, request_participant
 from participants.forms import (
@@ -285,26 +287,10 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-# A cell starting with one of these is a formula to a spreadsheet (CSV injection); the
-# reason of a rejection, for one, is free text a DA typed.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: str) -> str:
-    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
-
-
 @dms_required
 @require_safe
-def audit_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
     events, _form = _audit_rows(request)
-    events = events.order_by("at", "id")
-    writer = csv.writer(_Echo())
     header = [
         "time",
         "action",
@@ -317,23 +303,20 @@ def audit_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         "reason",
     ]
 
-    def rows() -> Any:
-        yield "\ufeff" + writer.writerow(header)
-        for event in events.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    event.at.isoformat(),
-                    event.action,
-                    event.outcome,
-                    _cell(event.login_id),
-                    event.actor.login_id if event.actor else "",
-                    event.scope,
-                    event.method,
-                    event.ip or "",
-                    _cell(event.reason),
-                ]
-            )
+    def rows() -> Iterator[list[object]]:
+        yield header
+        for event in events.order_by("at", "id").iterator(chunk_size=2000):
+            yield [
+                # Hong Kong time, as the audit page shows it.
+                timezone.localtime(event.at).isoformat(),
+                event.action,
+                event.outcome,
+                event.login_id,
+                event.actor.login_id if event.actor else "",
+                event.scope,
+                event.method,
+                event.ip or "",
+                event.reason,
+            ]
 
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
-    return response
+    return csv_response(rows(), filename="audit-trail.csv")

@@ -17,7 +17,7 @@ class EmailRequestForm(forms.Form):
 
 
 class RejectForm(forms.Form):
-    reason = forms.CharField(label=_("Reason for the maker"), max_length=500)
+    reason = forms.CharField(label=_("Reason (shown to the maker)"), max_length=500)
 
 
 class UserCreateForm(forms.Form):

@@ -425,7 +425,7 @@ class BulkStatus(models.TextChoices):
     SUBMITTED = "submitted", _("Waiting for a checker")
     APPLIED = "applied", _("Applied")
     REJECTED = "rejected", _("Rejected")
-    FAILED = "failed", _("Refused")
+    FAILED = "failed", _("Could not be applied")
 
 
 class BulkOutcome(models.TextChoices):
@@ -440,10 +440,10 @@ class BulkReason(models.TextChoices):
     OTHER_FIRM = "other_firm", _("User of another firm")
     INVALID_EMAIL = "invalid_email", _("Invalid email address")
     DUPLICATE = "duplicate", _("Login ID appears more than once in the file")
-    OWN_ROW = "own_row", _("Your own row: another DA must register your email")
+    OWN_ROW = "own_row", _("This row is you: another DA must register your email")
     DA_NOT_OPEN = "da_not_open", _("DAs' email registration has not opened yet")
     TOO_MANY_ROWS = "too_many_rows", _("Too many rows in the file")
-    MALFORMED = "malformed", _("Not a login ID and an email")
+    MALFORMED = "malformed", _("Expected a login ID and an email")
 
 
 class BulkEmailBatch(models.Model):

@@ -6,11 +6,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditAction, Outcome
@@ -104,14 +105,21 @@ def request_make(
             and not (_programme_allows_da_email(participant))
         ):
             raise RequestRefused(_("DAs' email registration has not opened yet."))
-    change = ChangeRequest.objects.create(
-        participant=participant,
-        kind=kind,
-        target=target,
-        target_version=target.version if target else None,
-        payload=payload,
-        maker=acting_user,
-    )
+    try:
+        with transaction.atomic():
+            change = ChangeRequest.objects.create(
+                participant=participant,
+                kind=kind,
+                target=target,
+                target_version=target.version if target else None,
+                payload=payload,
+                maker=acting_user,
+            )
+    except IntegrityError as error:
+        # Another maker filed the same request a moment ago (request_one_pending_per_user_and_kind).
+        raise RequestRefused(
+            _("A request of this kind for this user is already waiting.")
+        ) from error
     audit_record(
         action=AuditAction.REQUEST_MADE,
         outcome=Outcome.SUCCESS,
@@ -159,7 +167,7 @@ def _lock_pending(change: ChangeRequest) -> ChangeRequest:
     return locked
 
 
-STALE_MESSAGE = (
+STALE_MESSAGE = gettext_noop(
     "The user was changed after this request was made, so it can no longer be approved. "
     "Make a new request if it is still needed."
 )
@@ -178,7 +186,7 @@ def request_approve(
         change = _lock_pending(change)
         if not _can_check(change, acting_user):
             raise RequestForbidden(
-                _("You cannot approve this request: another DA, a checker, must.")
+                _("Another DA of your firm with the checker duty must approve this request.")
             )
         target = None
         if change.target_id is not None:
@@ -222,7 +230,9 @@ def request_reject(
     """Reject a pending request, saying why."""
     change = _lock_pending(change)
     if not _can_check(change, acting_user):
-        raise RequestForbidden(_("You cannot reject this request: another DA, a checker, must."))
+        raise RequestForbidden(
+            _("Another DA of your firm with the checker duty must reject this request.")
+        )
     if not reason.strip():
         raise RequestRefused(_("Give the maker a reason for the rejection."))
     _decide(change, RequestStatus.REJECTED, acting_user, request, reason=reason.strip())
@@ -279,14 +289,18 @@ def _apply(
 
         bulk_apply(change=change, acting_user=acting_user, request=request)
         return
+    # Whether the user needs an activation email once the change is recorded.
+    activate = False
     if kind == RequestKind.USER_CREATE:
         target = _user_create(change)
         change.target = target
         change.save(update_fields=["target"])
-        action = AuditAction.USER_CREATED
+        action, activate = AuditAction.USER_CREATED, True
     elif target is None:
         raise RequestRefused(_("This request has no user."))
     elif kind == RequestKind.EMAIL_REGISTER:
+        # PRODUCT.md: once 2FA setup is open, every user with a registered email gets one.
+        activate = not target.has_registered_email() and target.two_factor_ready_at is None
         email_set(user=target, email=change.payload["email"], registered_by=change.maker)
         action = AuditAction.EMAIL_REGISTERED
     elif kind == RequestKind.USER_SUSPEND:
@@ -298,13 +312,12 @@ def _apply(
     elif kind == RequestKind.OTP_RESET:
         otp_devices_remove(user=target)
         _bump(target, two_factor_ready_at=None)
-        _activation(target, acting_user, request)
-        action = AuditAction.OTP_RESET
+        action, activate = AuditAction.OTP_RESET, True
     elif kind == RequestKind.ACTIVATION_RESEND:
         _activation(target, acting_user, request)
         return
     else:
-        raise RequestRefused(_("This kind of request is applied elsewhere."))
+        raise RequestRefused(_("This request cannot be applied."))
     audit_record(
         action=action,
         outcome=Outcome.SUCCESS,
@@ -314,6 +327,8 @@ def _apply(
         participant=change.participant,
         detail={"request": change.pk, **_audit_payload(change.payload)},
     )
+    if activate and target is not None:
+        _activation(target, acting_user, request)
 
 
 def _activation(target: User, acting_user: User, request: HttpRequest | None) -> None:

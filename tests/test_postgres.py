@@ -121,3 +121,44 @@ def test_backup_code_is_accepted_once_under_concurrency(user, monkeypatch):
 
     assert sorted(outcomes) == [False, True]
     assert backup.codes.count() == 9
+
+
+# Parallel password guesses at one account wait their turn -------------------------------
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_parallel_wrong_passwords_are_each_counted_by_the_throttle(user, settings, rf):
+    """An account that never failed has no throttle row to lock; the user row lock must
+    still make parallel guesses queue, or all of them would be checked at once."""
+    guesses = 12
+    barrier = threading.Barrier(guesses, timeout=JOIN_SECONDS)
+    refusals: list[str] = []
+    errors: list[BaseException] = []
+
+    def guess(n: int) -> None:
+        try:
+            barrier.wait()
+            request = rf.post("/login/ccass/otp/online/")
+            result = services.credentials_check(
+                request=request,
+                login_id=user.login_id,
+                password=f"wrong-guess-{n:04d}",
+                scopes=["online"],
+                terminal=user.participant.terminal,
+                method="password",
+            )
+            refusals.append(result.refusal or "")
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(guesses)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(JOIN_SECONDS)
+    assert not errors, errors
+    checked = refusals.count(services.Refusal.BAD_CREDENTIALS)
+    assert checked == settings.LOGIN_FREE_FAILURES
+    assert refusals.count(services.Refusal.LOCKED) == guesses - checked

@@ -298,3 +298,25 @@ def test_twenty_thousand_rows_are_checked_by_the_worker(maker_da, firm, request)
     assert batch.status == BulkStatus.READY, worker.output()
     assert batch.register_count == 20_000
     assert len(seen_progress) > 2
+
+
+def test_result_csv_neutralises_formulas_from_the_file(client, maker_da, people):
+    from tests.helpers import log_in_with_app
+
+    batch = upload(maker_da, b'=HYPERLINK("http://evil.example"),x@firm.example\n')
+    log_in_with_app(client, maker_da, scope="dms")
+    body = b"".join(client.get(reverse("dms:bulk-result", args=[batch.pk])).streaming_content)
+    row = body.decode("utf-8-sig").splitlines()[1]
+    assert row.startswith("2,\"'=HYPERLINK") or row.startswith("1,\"'=HYPERLINK")
+
+
+def test_first_emails_bring_activation_emails_in_parallel_run(
+    maker_da, checker_da, people, mailoutbox, django_capture_on_commit_callbacks
+):
+    batch = upload(maker_da, b"B10000U11,new@firm.example\nB10000U12,u12@firm.example\n")
+    change = bulk.bulk_submit(batch=batch, acting_user=maker_da)
+    with django_capture_on_commit_callbacks(execute=True):
+        request_approve(change=change, acting_user=checker_da)
+    activations = [mail for mail in mailoutbox if "/activate/" in mail.body]
+    # Only the user whose first email this is; the changed one had an email already.
+    assert [mail.to for mail in activations] == [["u12@firm.example"]]

@@ -460,7 +460,7 @@ def test_audit_csv_has_a_bom_a_header_and_the_firms_rows_only(maker, trail):
     assert [r[3] for r in body if r[1] != "login" or r[3] != "B10000DA1"] == ["B10000U01"] * 4
     assert "B20000U01" not in content
     # Oldest first, as a spreadsheet is read.
-    assert body[0][:5] == ["2026-03-01T04:00:00+00:00", "login", "success", "B10000U01", ""]
+    assert body[0][:5] == ["2026-03-01T12:00:00+08:00", "login", "success", "B10000U01", ""]
     assert body[0][5:] == ["online", "otp", "203.0.113.7", ""]
     assert [r[0] for r in body] == sorted(r[0] for r in body)
 
