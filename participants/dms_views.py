@@ -291,7 +291,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 @require_safe
 def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
     events, _form = _audit_rows(request)
-    header = [
+    header: list[object] = [
         "time",
         "action",
         "outcome",
