@@ -261,6 +261,18 @@ def _decide(
         RequestStatus.REJECTED: AuditAction.REQUEST_REJECTED,
         RequestStatus.OUTDATED: AuditAction.REQUEST_OUTDATED,
     }[RequestStatus(status)]
+    _audit_change(change, action, acting_user, request, reason=reason[:64], kind=change.kind)
+
+
+def _audit_change(
+    change: ChangeRequest,
+    action: str,
+    acting_user: User,
+    request: HttpRequest | None,
+    *,
+    reason: str = "",
+    **detail: Any,
+) -> None:
     audit_record(
         action=action,
         outcome=Outcome.SUCCESS,
@@ -268,8 +280,8 @@ def _decide(
         user=change.target,
         actor=acting_user,
         participant=change.participant,
-        reason=reason[:64],
-        detail={"request": change.pk, "kind": change.kind},
+        reason=reason,
+        detail={"request": change.pk, **detail},
     )
 
 
@@ -318,15 +330,7 @@ def _apply(
         return
     else:
         raise RequestRefused(_("This request cannot be applied."))
-    audit_record(
-        action=action,
-        outcome=Outcome.SUCCESS,
-        request=request,
-        user=change.target,
-        actor=acting_user,
-        participant=change.participant,
-        detail={"request": change.pk, **_audit_payload(change.payload)},
-    )
+    _audit_change(change, action, acting_user, request, **_audit_payload(change.payload))
     if activate and target is not None:
         _activation(target, acting_user, request)
 
