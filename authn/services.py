@@ -280,7 +280,7 @@ class OtpResult:
 
 
 @transaction.atomic(savepoint=False)
-def otp_verify(*, user: User, token: str, confirmed: bool = True) -> OtpResult:
+def otp_verify(*, user: User, token: str) -> OtpResult:
     """Verify a code from the user's OTP channel, or a backup code, consuming it.
 
     The device row is locked while it is checked so that two requests racing
@@ -290,10 +290,8 @@ def otp_verify(*, user: User, token: str, confirmed: bool = True) -> OtpResult:
     device: Device | None
     if _is_numeric_code(token):
         device = (
-            TOTPDevice.objects.select_for_update().filter(user=user, confirmed=confirmed).first()
-            or EmailOTPDevice.objects.select_for_update()
-            .filter(user=user, confirmed=confirmed)
-            .first()
+            TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
+            or EmailOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
         )
     else:
         device = (
@@ -561,6 +559,14 @@ def setup_device(request: HttpRequest, *, user: User) -> Device | None:
     if device is None or device.user_id != user.pk:
         return None
     return device
+
+
+@transaction.atomic
+def setup_code_verify(*, device: Device, token: str) -> Device | None:
+    """Check a code against the device being set up, and only that one: the new
+    channel must be proven with its own code, never with a backup code."""
+    locked = type(device).objects.select_for_update().get(pk=device.pk)
+    return locked if locked.verify_token(token.strip().replace(" ", "")) else None
 
 
 @transaction.atomic

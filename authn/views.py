@@ -523,9 +523,9 @@ def setup_verify(request: HttpRequest) -> HttpResponse:
         return redirect("authn:setup-channel")
     form = SetupVerifyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        result = services.otp_verify(user=user, token=form.cleaned_data["code"], confirmed=False)
-        if result.ok and result.device is not None:
-            services.setup_complete(request=request, user=user, device=result.device)
+        proven = services.setup_code_verify(device=device, token=form.cleaned_data["code"])
+        if proven is not None:
+            services.setup_complete(request=request, user=user, device=proven)
             return redirect("authn:setup-done")
         form.add_error("code", _("That code is not valid. Check it and try again."))
     context: dict[str, Any] = {"form": form, "setup_user": user, "step": 3}

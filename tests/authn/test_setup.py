@@ -251,3 +251,19 @@ def test_setup_email_code_resend_has_a_cooldown(
     ):
         client.post(reverse("authn:setup-resend"))
     assert len(mailoutbox) == sent + 1
+
+
+def test_a_backup_code_cannot_prove_a_new_channel(client, newcomer, link):
+    from authn.services import setup_code_verify
+
+    old_codes = factories.BackupCodeDeviceFactory(user=newcomer).generate_codes(10)
+    _choose_password(client, link)
+    client.post(reverse("authn:setup-channel"), {"channel": "app"})
+    response = client.post(reverse("authn:setup-verify"), {"code": old_codes[0]})
+    assert response.status_code == 200
+    assert 'class="error"' in response.content.decode()
+    device = TOTPDevice.objects.get(user=newcomer, confirmed=False)
+    assert setup_code_verify(device=device, token=old_codes[1]) is None
+    assert not TOTPDevice.objects.filter(user=newcomer, confirmed=True).exists()
+    newcomer.refresh_from_db()
+    assert newcomer.two_factor_ready_at is None
