@@ -263,24 +263,28 @@ def bulk_apply(*, change: ChangeRequest, acting_user: User, request: HttpRequest
     rows = BulkEmailRow.objects.filter(
         batch=batch, outcome__in=[BulkOutcome.REGISTER, BulkOutcome.CHANGE]
     )
-    targets = User.objects.select_for_update().filter(pk__in=rows.values("user_id"))
-    stale = targets.exclude(
-        version=Subquery(rows.filter(user_id=OuterRef("pk")).values("user_version")[:1])
+    expected = rows.count()
+    now = timezone.now()
+    # The version test is part of the UPDATE itself: a user changed by another request
+    # after the file was checked (even one committed while this runs) is not updated,
+    # the count comes up short, and the whole file is refused.
+    updated = (
+        User.objects.filter(pk__in=rows.values("user_id"))
+        .filter(version=Subquery(rows.filter(user_id=OuterRef("pk")).values("user_version")[:1]))
+        .update(
+            email=Subquery(rows.filter(user_id=OuterRef("pk")).values("email")[:1]),
+            email_registered_by=change.maker_id,
+            email_registered_at=now,
+            version=F("version") + 1,
+        )
     )
-    if stale.exists():
+    if updated != expected:
         raise RequestRefused(
             _(
                 "Some users were changed after the file was checked, so it can no longer be "
                 "applied. Upload it again."
             )
         )
-    now = timezone.now()
-    updated = targets.update(
-        email=Subquery(rows.filter(user_id=OuterRef("pk")).values("email")[:1]),
-        email_registered_by=change.maker_id,
-        email_registered_at=now,
-        version=F("version") + 1,
-    )
     _audit_rows(batch=batch, change=change, acting_user=acting_user, request=request, now=now)
     BulkEmailBatch.objects.filter(pk=batch.pk).update(status=BulkStatus.APPLIED)
     audit_record(

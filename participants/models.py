@@ -209,7 +209,11 @@ class User(AbstractBaseUser, PermissionsMixin):
                 name="user_da_duty_only_for_da",
             ),
         ]
-        indexes = [models.Index(fields=["participant", "role"], name="user_participant_role_idx")]
+        indexes = [
+            models.Index(fields=["participant", "role"], name="user_participant_role_idx"),
+            # The DMS users list: one firm's users in login ID order, a page at a time.
+            models.Index(fields=["participant", "login_id"], name="user_participant_login_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.login_id
