@@ -222,10 +222,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         "dms/request_detail.html",
         {
             "change": change,
-            "can_check": change.is_pending
-            and acting.is_checker
-            and change.target_id != acting.pk
-            and (change.maker_id != acting.pk or change.participant.single_da_allowed),
+            "can_check": change.is_pending and services.can_check(change, acting),
             "reject_form": RejectForm(),
         },
     )

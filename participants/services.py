@@ -144,7 +144,8 @@ def _notify_checkers(change: ChangeRequest) -> None:
     transaction.on_commit(lambda: checkers_notify.delay(change_id))
 
 
-def _can_check(change: ChangeRequest, acting_user: User) -> bool:
+def can_check(change: ChangeRequest, acting_user: User) -> bool:
+    """Return whether the DA may approve or reject the request (four eyes)."""
     if acting_user.participant_id != change.participant_id or not acting_user.is_checker:
         return False
     # Four eyes: a DA no more checks a change to their own account than makes one.
@@ -184,7 +185,7 @@ def request_approve(
     outdated: str | None = None
     with transaction.atomic():
         change = _lock_pending(change)
-        if not _can_check(change, acting_user):
+        if not can_check(change, acting_user):
             raise RequestForbidden(
                 _("Another DA of your firm with the checker duty must approve this request.")
             )
@@ -229,7 +230,7 @@ def request_reject(
 ) -> ChangeRequest:
     """Reject a pending request, saying why."""
     change = _lock_pending(change)
-    if not _can_check(change, acting_user):
+    if not can_check(change, acting_user):
         raise RequestForbidden(
             _("Another DA of your firm with the checker duty must reject this request.")
         )
