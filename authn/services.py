@@ -39,19 +39,12 @@ _DUMMY_PASSWORD = "not-a-real-password-" + url_token()
 
 
 class Refusal:
-    """Why a login step was refused; the page shows one generic message for the first three."""
+    """Why a login step was refused; the page words the password refusals identically."""
 
     BAD_CREDENTIALS = "bad_credentials"
     LOCKED = "locked"
-    NOT_ALLOWED = "not_allowed"
-    NOT_SET_UP = "not_set_up"
     BAD_CODE = "bad_code"
     THROTTLED = "throttled"
-    EXPIRED = "expired"
-    CARD_UNTRUSTED = "card_untrusted"
-    CARD_UNKNOWN = "card_unknown"
-    CARD_EXPIRED = "card_expired"
-    CARD_REVOKED = "card_revoked"
     CARD_FOREIGN = "card_foreign"
     PHASE_CLOSED = "phase_closed"
 

@@ -56,11 +56,6 @@ class ParticipantKind(models.TextChoices):
     DB = "DB", _("Designated Bank")
 
 
-class ParticipantQuerySet(models.QuerySet["Participant"]):
-    def for_terminal(self, terminal: Terminal) -> ParticipantQuerySet:
-        return self.filter(terminal=terminal)
-
-
 class Participant(models.Model):
     """A firm using a terminal: the tenant everything a DA sees is scoped to."""
 
@@ -82,8 +77,6 @@ class Participant(models.Model):
         default=False,
         help_text=_("Staff allow a sole proprietor's only DA to approve their own requests."),
     )
-
-    objects = ParticipantQuerySet.as_manager()
 
     class Meta:
         ordering = ["participant_id"]
