@@ -30,11 +30,12 @@ test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(PY) manage.py makemigrations --check --dry-run
-	$(PY) -m ccass.i18n check
+	$(PY) -m common.i18n check
 	SECRET_KEY=lint-only-$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') DEBUG=false \
 		ALLOWED_HOSTS=portal.example $(PY) manage.py check --deploy --fail-level WARNING
 
@@ -45,7 +46,7 @@ worker: $(VENV)/.installed
 	$(VENV)/bin/celery -A ccass worker --loglevel=INFO
 
 messages: $(VENV)/.installed
-	$(PY) -m ccass.i18n compile
+	$(PY) -m common.i18n compile
 
 clean:
 	rm -rf $(VENV) var

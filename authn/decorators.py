@@ -12,14 +12,8 @@ from django.http.response import HttpResponseBase
 
 from authn import sessions
 from authn.entries import login_url
-from migration.models import Phase, Programme
+from migration.phases import smartcard_login_open_for_code
 from participants.models import Scope, User
-
-
-def smartcard_login_open(terminal_code: str | None) -> bool:
-    phases = [phase for phase in Phase if phase.allows_smartcard_login]
-    return Programme.objects.filter(terminal__code=terminal_code, phase__in=phases).exists()
-
 
 View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
@@ -34,7 +28,9 @@ def session_allows(request: HttpRequest, scope: str) -> bool:
     method = sessions.session_method(request)
     if method in SMARTCARD_METHODS:
         # A card session ends as soon as its terminal stops accepting smartcards ("2FA only").
-        return scope != Scope.STAFF and smartcard_login_open(sessions.session_terminal(request))
+        return scope != Scope.STAFF and smartcard_login_open_for_code(
+            sessions.session_terminal(request)
+        )
     # An OTP login must still hold its verified device (django-otp clears it if deleted).
     return bool(user.is_verified())  # type: ignore[union-attr,attr-defined]
 

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from migration import phases
 from migration.models import Phase
 from participants.models import Scope, Terminal
 
@@ -43,22 +44,18 @@ class TerminalEntries:
     smartcard_ended: bool
 
 
-def terminal_phase(terminal: Terminal) -> Phase:
-    programme = getattr(terminal, "programme", None)
-    return programme.current_phase if programme is not None else Phase.PREPARATION
-
-
 def entries_for(terminal: Terminal, *, console: str) -> TerminalEntries:
     """Return the entries of the "functions" landing (`/`) or the "dms" landing (`/dms/`)."""
-    phase = terminal_phase(terminal)
+    phase = phases.terminal_phase(terminal)
+    smartcard_open = phases.smartcard_login_open(terminal)
     slug = terminal.slug
     entries: list[Entry] = []
     smartcard_entry = "dms" if console == "dms" else "functions"
-    if phase.allows_smartcard_login:
+    if smartcard_open:
         label = LABEL_SMARTCARD_DMS if console == "dms" else LABEL_SMARTCARD_FUNCTIONS
         url = reverse("authn:smartcard-login", kwargs={"terminal": slug, "entry": smartcard_entry})
         entries.append(Entry(label=label, url=url, method="smartcard"))
-    if phase.allows_otp_login:
+    if phases.otp_login_open(terminal):
         otp = (
             [(Scope.DMS, LABEL_OTP_DMS)]
             if console == "dms"
@@ -74,15 +71,15 @@ def entries_for(terminal: Terminal, *, console: str) -> TerminalEntries:
         terminal=terminal,
         phase=phase,
         entries=entries,
-        smartcard_ended=not phase.allows_smartcard_login,
+        smartcard_ended=not smartcard_open,
     )
 
 
 def home_url(scope: str) -> str:
     return reverse(
         {
-            Scope.ONLINE: "participants:online-home",
-            Scope.REPORTS: "participants:report-list",
+            Scope.ONLINE: "authn:online-home",
+            Scope.REPORTS: "authn:report-list",
             Scope.DMS: "dms:home",
             Scope.STAFF: "admin:index",
         }[Scope(scope)]
@@ -97,6 +94,6 @@ def login_url(scope: str, terminal: Terminal | None) -> str:
     """Return where a request for a page of `scope` is sent to log in."""
     if scope == Scope.STAFF:
         return reverse("authn:staff-login")
-    if terminal is not None and terminal_phase(terminal).allows_otp_login:
+    if terminal is not None and phases.otp_login_open(terminal):
         return reverse("authn:otp-login", kwargs={"terminal": terminal.slug, "scope": scope})
     return landing_url(scope)

@@ -32,7 +32,7 @@ class SessionTimeoutMiddleware:
             too_old = now - int(auth_at) > settings.SESSION_ABSOLUTE_TIMEOUT
             if idle or too_old:
                 from authn.entries import landing_url
-                from authn.services import logout_complete
+                from authn.login import logout_complete
 
                 scopes = sessions.session_scopes(request)
                 logout_complete(request, action=AuditAction.SESSION_EXPIRED)

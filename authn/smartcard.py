@@ -1,4 +1,5 @@
-"""Smartcard login: the client certificate the front proxy verified, matched to a user's card."""
+"""Smartcard login: the client certificate the front proxy verified, matched to a user's card,
+and the card's password."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
 from django.http import HttpRequest
 
-from participants.models import Smartcard
+from authn.credentials import LoginResult, Refusal, Verdict, burn_hash_time, credentials_check
+from participants.models import Smartcard, Terminal, User
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,3 +89,40 @@ def card_for_certificate(cert: CardCertificate, *, now: dt.datetime) -> Smartcar
     if not card.is_usable(now) or not now < cert.not_after:
         raise CertificateRefused("card_expired")
     return card
+
+
+def smartcard_password_check(
+    *,
+    request: HttpRequest,
+    login_id: str,
+    password: str,
+    card: Smartcard,
+    scopes: list[str],
+    terminal: Terminal | None,
+    method: str,
+) -> LoginResult:
+    """Check a login ID and the smartcard password of the card presented, under the throttle."""
+
+    def verify(user: User | None) -> Verdict:
+        if user is None:
+            burn_hash_time(password)
+            return Verdict(verified=False)
+        if card.user_id != user.pk:
+            # Another person's card with this login ID: recorded, then worded as any failure.
+            burn_hash_time(password)
+            return Verdict(
+                verified=False,
+                reason=Refusal.CARD_FOREIGN,
+                detail={"card_serial": card.serial, "card_owner": card.user.login_id},
+            )
+        return Verdict(verified=card.check_password(password))
+
+    return credentials_check(
+        request=request,
+        login_id=login_id,
+        password=password,
+        scopes=scopes,
+        terminal=terminal,
+        method=method,
+        verify=verify,
+    )

@@ -6,14 +6,14 @@ from smtplib import SMTPException
 
 from celery import shared_task
 
-from authn import services
+from authn import activation, otp
 
 
 @shared_task(autoretry_for=(SMTPException, OSError), retry_backoff=True, max_retries=5)
 def email_otp_deliver(device_id: int) -> None:
-    services.email_otp_send(device_id=device_id)
+    otp.email_otp_send(device_id=device_id)
 
 
 @shared_task(autoretry_for=(SMTPException, OSError), retry_backoff=True, max_retries=5)
 def activation_deliver(user_id: int) -> None:
-    services.activation_email_send(user_id=user_id)
+    activation.activation_email_send(user_id=user_id)

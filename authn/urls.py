@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from authn import views
+from authn import functions, views
 
 
 class ScopeConverter:
@@ -65,4 +65,8 @@ urlpatterns = [
     path("setup/verify/", views.setup_verify, name="setup-verify"),
     path("setup/resend/", views.setup_resend, name="setup-resend"),
     path("setup/done/", views.setup_done, name="setup-done"),
+    # What a participant's login is for: Online Functions and Overnight Report Download.
+    path("online/", functions.online_home, name="online-home"),
+    path("reports/", functions.report_list, name="report-list"),
+    path("reports/<int:report_id>/download/", functions.report_download, name="report-download"),
 ]

@@ -26,7 +26,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
-from authn import services, sessions
+from authn import activation, credentials, login, otp, sessions, setup
 from authn.entries import (
     LABEL_OTP_DMS,
     LABEL_OTP_ONLINE,
@@ -36,7 +36,6 @@ from authn.entries import (
     entries_for,
     home_url,
     landing_url,
-    terminal_phase,
 )
 from authn.forms import (
     ChannelForm,
@@ -48,7 +47,13 @@ from authn.forms import (
     SmartcardLoginForm,
 )
 from authn.models import EmailOTPDevice
-from authn.smartcard import CertificateRefused, card_for_certificate, certificate_from_request
+from authn.smartcard import (
+    CertificateRefused,
+    card_for_certificate,
+    certificate_from_request,
+    smartcard_password_check,
+)
+from migration import phases
 from participants.models import Scope, Smartcard, Terminal, User
 
 GENERIC_LOGIN_ERROR = gettext_lazy(
@@ -98,7 +103,12 @@ def _phase_closed(request: HttpRequest, terminal: Terminal, *, method: str) -> H
     return render(
         request,
         "authn/phase_closed.html",
-        {"terminal": terminal, "phase": terminal_phase(terminal), "method": method},
+        {
+            "terminal": terminal,
+            "phase": phases.terminal_phase(terminal),
+            "launch_at": phases.launch_planned_at(terminal),
+            "method": method,
+        },
         status=403,
     )
 
@@ -156,12 +166,12 @@ def _resolve_otp_entry(terminal_slug: str | None, scope: str) -> Terminal | None
 def otp_login(request: HttpRequest, scope: str, terminal: str | None = None) -> HttpResponse:
     """Step one of a login with OTP: login ID and regular password."""
     term = _resolve_otp_entry(terminal, scope)
-    if term is not None and not terminal_phase(term).allows_otp_login:
+    if term is not None and not phases.otp_login_open(term):
         return _phase_closed(request, term, method="otp")
     login_path, verify_path, _resend = _otp_routes(scope, term)
     form = PasswordLoginForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        result = services.credentials_check(
+        result = credentials.password_check(
             request=request,
             login_id=form.cleaned_data["login_id"],
             password=form.cleaned_data["password"],
@@ -170,7 +180,7 @@ def otp_login(request: HttpRequest, scope: str, terminal: str | None = None) -> 
             method=sessions.Method.PASSWORD,
         )
         if result.ok and result.user is not None:
-            device = services.primary_device(result.user)
+            device = otp.primary_device(result.user)
             if device is None:
                 form.add_error(
                     None,
@@ -181,11 +191,11 @@ def otp_login(request: HttpRequest, scope: str, terminal: str | None = None) -> 
                 )
             else:
                 terminal_code = term.code if term else None
-                services.login_pending_start(
+                login.login_pending_start(
                     request, user=result.user, scope=scope, terminal=terminal_code
                 )
                 if isinstance(device, EmailOTPDevice):
-                    services.email_otp_challenge(device=device, request=request, scope=scope)
+                    otp.email_otp_challenge(device=device, request=request, scope=scope)
                 nxt = request.POST.get("next")
                 query = "?" + urlencode({"next": nxt}) if nxt else ""
                 return HttpResponseRedirect(verify_path + query)
@@ -205,7 +215,7 @@ def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = No
         raise Http404
     # The terminal comes with the pending user; looking it up again would cost a query.
     terminal_code = terminal.upper() if terminal else None
-    user = services.login_pending_user(request, scope=scope, terminal=terminal_code)
+    user = login.login_pending_user(request, scope=scope, terminal=terminal_code)
     term = user.participant.terminal if user and user.participant else None
     login_path, verify_path, resend_path = _otp_routes(scope, term, terminal)
     if user is None:
@@ -213,12 +223,12 @@ def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = No
         return HttpResponseRedirect(login_path)
     form = OtpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        result = services.otp_login(
+        result = otp.otp_login(
             request, user=user, token=form.cleaned_data["code"], scope=scope, terminal=terminal_code
         )
         if result.ok:
             return HttpResponseRedirect(_safe_next(request, home_url(scope)))
-        if result.refusal == services.Refusal.THROTTLED and result.locked_until:
+        if result.refusal == credentials.Refusal.THROTTLED and result.locked_until:
             local = timezone.localtime(result.locked_until)
             form.add_error(
                 "code",
@@ -238,7 +248,7 @@ def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = No
             action=verify_path,
             resend_action=resend_path,
             start_over=login_path,
-            channel="email" if isinstance(services.primary_device(user), EmailOTPDevice) else "app",
+            channel="email" if isinstance(otp.primary_device(user), EmailOTPDevice) else "app",
         ),
     )
 
@@ -248,18 +258,18 @@ def otp_login_resend(request: HttpRequest, scope: str, terminal: str | None = No
     """Email a new code, unless one was sent less than a minute ago."""
     term = _resolve_otp_entry(terminal, scope)
     login_path, verify_path, _resend = _otp_routes(scope, term)
-    user = services.login_pending_user(request, scope=scope, terminal=term.code if term else None)
+    user = login.login_pending_user(request, scope=scope, terminal=term.code if term else None)
     if user is None:
         return HttpResponseRedirect(login_path)
-    device = services.primary_device(user)
+    device = otp.primary_device(user)
     if isinstance(device, EmailOTPDevice):
         _announce_challenge(
-            request, services.email_otp_challenge(device=device, request=request, scope=scope)
+            request, otp.email_otp_challenge(device=device, request=request, scope=scope)
         )
     return HttpResponseRedirect(verify_path)
 
 
-def _announce_challenge(request: HttpRequest, result: services.ChallengeResult) -> None:
+def _announce_challenge(request: HttpRequest, result: otp.ChallengeResult) -> None:
     if result.sent:
         messages.success(request, _("A new code is on its way to your email."))
     elif result.next_allowed_at is not None:
@@ -274,7 +284,7 @@ def _announce_challenge(request: HttpRequest, result: services.ChallengeResult) 
 @require_POST
 def logout(request: HttpRequest) -> HttpResponse:
     scopes = sessions.session_scopes(request)
-    services.logout_complete(request)
+    login.logout_complete(request)
     messages.info(request, _("You have logged out."))
     return HttpResponseRedirect(landing_url(scopes[0] if scopes else ""))
 
@@ -316,7 +326,7 @@ def _smartcard_closed(request: HttpRequest, terminal: Terminal, method: str) -> 
         outcome=Outcome.FAILURE,
         request=request,
         method=method,
-        reason=services.Refusal.PHASE_CLOSED,
+        reason=credentials.Refusal.PHASE_CLOSED,
     )
     return _phase_closed(request, terminal, method="smartcard")
 
@@ -330,21 +340,20 @@ def _smartcard_finish(
     scopes: tuple[Scope, ...],
     method: str,
 ) -> HttpResponse | None:
-    result = services.credentials_check(
+    result = smartcard_password_check(
         request=request,
         login_id=form.cleaned_data["login_id"],
         password=form.cleaned_data["password"],
+        card=card,
         scopes=list(scopes),
         terminal=terminal,
         method=method,
-        check="smartcard",
-        smartcard=card,
     )
     if not result.ok or result.user is None:
         form.add_error(None, GENERIC_LOGIN_ERROR)
         return None
     granted = [scope for scope in scopes if result.user.has_scope(scope)]
-    services.login_complete(
+    login.login_complete(
         request, user=result.user, scopes=granted, method=method, terminal=terminal.code
     )
     return HttpResponseRedirect(_safe_next(request, home_url(granted[0])))
@@ -355,7 +364,7 @@ def _smartcard_finish(
 def smartcard_login(request: HttpRequest, terminal: str, entry: str) -> HttpResponse:
     """Login with the smartcard the front proxy verified, and its smartcard password."""
     term, scopes = _smartcard_entry(terminal, entry)
-    if not terminal_phase(term).allows_smartcard_login:
+    if not phases.smartcard_login_open(term):
         return _smartcard_closed(request, term, sessions.Method.SMARTCARD)
     try:
         cert = certificate_from_request(request)
@@ -395,7 +404,7 @@ def smartcard_demo_login(request: HttpRequest, terminal: str, entry: str) -> Htt
     if not (settings.DEBUG and settings.SMARTCARD_DEMO):
         raise Http404
     term, scopes = _smartcard_entry(terminal, entry)
-    if not terminal_phase(term).allows_smartcard_login:
+    if not phases.smartcard_login_open(term):
         return _smartcard_closed(request, term, sessions.Method.SMARTCARD_DEMO)
     cards = list(
         Smartcard.objects.filter(user__participant__terminal=term, serial__startswith="DEMO-")
@@ -432,11 +441,13 @@ def smartcard_demo_login(request: HttpRequest, terminal: str, entry: str) -> Htt
 
 def _setup_not_open(request: HttpRequest, user: User) -> HttpResponse:
     terminal = user.participant.terminal if user.participant else None
-    programme = getattr(terminal, "programme", None)
     return render(
         request,
         "authn/setup_not_open.html",
-        {"terminal": terminal, "programme": programme},
+        {
+            "terminal": terminal,
+            "launch_at": phases.launch_planned_at(terminal) if terminal else None,
+        },
         status=403,
     )
 
@@ -445,27 +456,27 @@ def _setup_not_open(request: HttpRequest, user: User) -> HttpResponse:
 def activate(request: HttpRequest, token: str) -> HttpResponse:
     """Open an activation link: a page that starts setup with a button, so that mail
     scanners that follow links do not use it up."""
-    activation = services.activation_lookup(token=token)
+    link = activation.activation_lookup(token=token)
     now = timezone.now()
-    if activation is None:
+    if link is None:
         return render(request, "authn/activation_invalid.html", {"reason": "unknown"}, status=404)
-    if not activation.is_open(now):
-        reason = "used" if activation.used_at else "expired"
+    if not link.is_open(now):
+        reason = "used" if link.used_at else "expired"
         return render(request, "authn/activation_invalid.html", {"reason": reason}, status=410)
-    if not services.setup_open_for(activation.user):
-        return _setup_not_open(request, activation.user)
+    if not phases.setup_open_for(link.user):
+        return _setup_not_open(request, link.user)
     if request.method == "POST":
-        if services.activation_consume(token=token, request=request) is None:
+        if activation.activation_consume(token=token, request=request) is None:
             return render(request, "authn/activation_invalid.html", {"reason": "used"}, status=410)
         return redirect("authn:setup-password")
-    return render(request, "authn/activate.html", {"activation": activation})
+    return render(request, "authn/activate.html", {"activation": link})
 
 
 def _setup_user_or_redirect(request: HttpRequest) -> User | HttpResponse:
-    user = services.setup_user(request)
+    user = setup.setup_user(request)
     if user is None:
         return render(request, "authn/activation_invalid.html", {"reason": "session"}, status=403)
-    if not services.setup_open_for(user):
+    if not phases.setup_open_for(user):
         return _setup_not_open(request, user)
     return user
 
@@ -478,7 +489,7 @@ def setup_password(request: HttpRequest) -> HttpResponse:
         return user
     form = SetupPasswordForm(request.POST or None, user=user)
     if request.method == "POST" and form.is_valid():
-        services.setup_password_choose(
+        setup.setup_password_choose(
             request=request, user=user, password=form.cleaned_data["password1"]
         )
         return redirect("authn:setup-channel")
@@ -495,13 +506,11 @@ def setup_channel(request: HttpRequest) -> HttpResponse:
     user = _setup_user_or_redirect(request)
     if isinstance(user, HttpResponse):
         return user
-    if not (services.setup_state(request) or {}).get("password_hash"):
+    if not (setup.setup_state(request) or {}).get("password_hash"):
         return redirect("authn:setup-password")
     form = ChannelForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        services.setup_channel_choose(
-            request=request, user=user, channel=form.cleaned_data["channel"]
-        )
+        setup.setup_channel_choose(request=request, user=user, channel=form.cleaned_data["channel"])
         return redirect("authn:setup-verify")
     return render(
         request, "authn/setup_channel.html", {"form": form, "setup_user": user, "step": 2}
@@ -518,14 +527,14 @@ def setup_verify(request: HttpRequest) -> HttpResponse:
     user = _setup_user_or_redirect(request)
     if isinstance(user, HttpResponse):
         return user
-    device = services.setup_device(request, user=user)
+    device = setup.setup_device(request, user=user)
     if device is None:
         return redirect("authn:setup-channel")
     form = SetupVerifyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        proven = services.setup_code_verify(device=device, token=form.cleaned_data["code"])
+        proven = setup.setup_code_verify(device=device, token=form.cleaned_data["code"])
         if proven is not None:
-            services.setup_complete(request=request, user=user, device=proven)
+            setup.setup_complete(request=request, user=user, device=proven)
             return redirect("authn:setup-done")
         form.add_error("code", _("That code is not valid. Check it and try again."))
     context: dict[str, Any] = {"form": form, "setup_user": user, "step": 3}
@@ -545,12 +554,12 @@ def setup_verify(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def setup_resend(request: HttpRequest) -> HttpResponse:
-    user = services.setup_user(request)
+    user = setup.setup_user(request)
     if user is None:
         return redirect("authn:landing")
-    device = services.setup_device(request, user=user)
+    device = setup.setup_device(request, user=user)
     if isinstance(device, EmailOTPDevice):
-        _announce_challenge(request, services.email_otp_challenge(device=device, request=request))
+        _announce_challenge(request, otp.email_otp_challenge(device=device, request=request))
     return redirect("authn:setup-verify")
 
 

@@ -13,7 +13,6 @@ urlpatterns = [
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<str:name>/", views.outbox_message, name="outbox-message"),
-    path("dms/", include("participants.dms_urls")),
-    path("", include("participants.urls")),
+    path("dms/", include("dms.urls")),
     path("", include("authn.urls")),
 ]

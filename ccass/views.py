@@ -6,7 +6,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from ccass.mail import outbox_messages
+from common.mail import outbox_messages
 
 
 def _require_debug() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -66,27 +66,6 @@ class UserAdmin(admin.ModelAdmin):
     ]
     filter_horizontal = ["groups", "user_permissions"]
     inlines = [SmartcardInline]
-    actions = ["send_activation"]
-
-    @admin.action(description=_("Send an activation email"))
-    def send_activation(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        from authn.services import activation_send, setup_open_for
-
-        sent = skipped = 0
-        for user in queryset.select_related("participant__terminal__programme"):
-            if user.has_registered_email() and setup_open_for(user):
-                activation_send(user=user, acting_user=request.user, request=request)  # type: ignore[arg-type]
-                sent += 1
-            else:
-                skipped += 1
-        self.message_user(request, _("Activation emails sent: %(n)d.") % {"n": sent})
-        if skipped:
-            self.message_user(
-                request,
-                _("Skipped %(n)d users without a designated email or whose 2FA setup is not open.")
-                % {"n": skipped},
-                level=messages.WARNING,
-            )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).select_related("participant")

@@ -10,5 +10,5 @@ class ParticipantsConfig(AppConfig):
         from django.contrib.auth import user_logged_in
         from django.contrib.auth.models import update_last_login
 
-        # authn.services.login_complete writes last_login with the login method.
+        # authn.login.login_complete writes last_login with the login method.
         user_logged_in.disconnect(update_last_login, dispatch_uid="update_last_login")

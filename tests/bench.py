@@ -15,7 +15,7 @@ separate `<name>_bench` database, dropped afterwards) and measures three things.
    hash, so that both medians see the same machine load.
 
 2. Bulk email registration of BULK_ROWS (10,000) emails through the real
-   services (participants.bulk), for BENCH_BULK_ROUNDS rounds (3 by default):
+   services (dms.bulk), for BENCH_BULK_ROUNDS rounds (3 by default):
 
    - validate: bulk_upload() of the CSV, then bulk_check() of the batch it queued;
    - apply: bulk_submit() by the maker DA, then request_approve() by a checker DA,
@@ -479,7 +479,7 @@ class _Queued:
 @contextmanager
 def _tasks_recorded() -> Iterator[dict[str, _Queued]]:
     """Replace the tasks the bulk services queue on commit, so that none runs here."""
-    from participants import tasks
+    from dms import tasks
 
     names = ("bulk_check", "bulk_notify", "checkers_notify")
     saved = {name: getattr(tasks, name) for name in names}
@@ -544,9 +544,9 @@ def _bulk_portal(
     firm: BulkFirm, rows: int, queued: dict[str, _Queued], measure: Callable[..., Any]
 ) -> None:
     """Validate and apply a file of `rows` emails through the services, each step by `measure`."""
-    from participants import bulk
-    from participants.models import BulkStatus
-    from participants.services import request_approve
+    from dms import bulk
+    from dms.models import BulkStatus
+    from dms.services import request_approve
 
     firm.reset()
     content = firm.csv(rows)
@@ -584,7 +584,8 @@ def _bulk_baseline(firm: BulkFirm, rows: int, measure: Callable[..., Any]) -> No
     """The same rows written bare: bulk_create of the rows, bulk_update of the users."""
     from django.utils import timezone
 
-    from participants.models import BulkEmailBatch, BulkEmailRow, BulkOutcome, BulkStatus, User
+    from dms.models import BulkEmailBatch, BulkEmailRow, BulkOutcome, BulkStatus
+    from participants.models import User
 
     firm.reset()
     batch = BulkEmailBatch.objects.create(
@@ -809,7 +810,7 @@ def _list_bench(knobs: Knobs) -> Section:
     from django.urls import reverse
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from participants.dms_views import PAGE_SIZE
+    from dms.views import PAGE_SIZE
 
     path = reverse("dms:user-list")
     das = {size: _list_firm(LIST_FIRMS[size], size) for size in LIST_SIZES}
@@ -908,9 +909,9 @@ def _list_plans(participant: Any, captured: Captured) -> list[str]:
     """The plans of the page's COUNT and of its page of users, and the page without Exists."""
     from django.db import connection
 
-    from participants.dms_views import PAGE_SIZE
+    from dms.selectors import users_for_dms
+    from dms.views import PAGE_SIZE
     from participants.models import User
-    from participants.selectors import users_for_dms
 
     lines: list[str] = []
     postgres = connection.vendor == "postgresql"

@@ -10,8 +10,9 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import translation
 
-from authn.services import activation_send, email_otp_send
-from ccass import i18n
+from authn.activation import activation_send
+from authn.otp import email_otp_send
+from common import i18n
 from migration.models import Phase
 from tests import factories
 

@@ -19,7 +19,7 @@ def test_outbox_page_exists_only_in_debug(client, settings):
 
 def test_outbox_lists_messages_with_clickable_links(client, settings, tmp_path):
     settings.DEBUG = True
-    settings.EMAIL_BACKEND = "ccass.mail.OutboxBackend"
+    settings.EMAIL_BACKEND = "common.mail.OutboxBackend"
     settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"
     mail.send_mail(
         "Hello", "Open http://testserver/activate/abc/ now", "a@x.example", ["b@x.example"]

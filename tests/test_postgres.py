@@ -10,7 +10,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from audit.models import AuditAction, AuditEvent, Outcome
-from authn import services
+from authn import credentials, otp
 from authn.models import BackupCodeDevice, EmailOTPDevice
 from tests import factories
 
@@ -82,7 +82,7 @@ def _race(user, code: str) -> list[bool]:
     def racer() -> None:
         try:
             barrier.wait()
-            outcomes.append(services.otp_verify(user=user, token=code).ok)
+            outcomes.append(otp.otp_verify(user=user, token=code).ok)
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
         finally:
@@ -139,7 +139,7 @@ def test_parallel_wrong_passwords_are_each_counted_by_the_throttle(user, setting
         try:
             barrier.wait()
             request = rf.post("/login/ccass/otp/online/")
-            result = services.credentials_check(
+            result = credentials.password_check(
                 request=request,
                 login_id=user.login_id,
                 password=f"wrong-guess-{n:04d}",
@@ -159,6 +159,6 @@ def test_parallel_wrong_passwords_are_each_counted_by_the_throttle(user, setting
     for thread in threads:
         thread.join(JOIN_SECONDS)
     assert not errors, errors
-    checked = refusals.count(services.Refusal.BAD_CREDENTIALS)
+    checked = refusals.count(credentials.Refusal.BAD_CREDENTIALS)
     assert checked == settings.LOGIN_FREE_FAILURES
-    assert refusals.count(services.Refusal.LOCKED) == guesses - checked
+    assert refusals.count(credentials.Refusal.LOCKED) == guesses - checked

@@ -7,22 +7,23 @@ from django.contrib.auth.hashers import Argon2PasswordHasher, get_hasher
 from django.core.exceptions import ImproperlyConfigured
 
 from ccass import settings as portal_settings
+from common import env
 
 
 def test_env_bool_rejects_nonsense(monkeypatch):
     monkeypatch.setenv("SOME_FLAG", "perhaps")
     with pytest.raises(ImproperlyConfigured, match="SOME_FLAG"):
-        portal_settings.env_bool("SOME_FLAG")
+        env.env_bool("SOME_FLAG")
 
 
 def test_env_int_rejects_nonsense(monkeypatch):
     monkeypatch.setenv("SOME_NUMBER", "ten")
     with pytest.raises(ImproperlyConfigured, match="SOME_NUMBER"):
-        portal_settings.env_int("SOME_NUMBER", 3)
+        env.env_int("SOME_NUMBER", 3)
 
 
 def test_database_url_parsing():
-    db = portal_settings.database_from_url("postgres://ops:s%40cret@db.internal:5433/portal")
+    db = env.database_from_url("postgres://ops:s%40cret@db.internal:5433/portal")
     assert db["ENGINE"] == "django.db.backends.postgresql"
     assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
         "ops",
@@ -32,7 +33,7 @@ def test_database_url_parsing():
         "portal",
     )
     with pytest.raises(ImproperlyConfigured):
-        portal_settings.database_from_url("mysql://x/y")
+        env.database_from_url("mysql://x/y")
 
 
 def test_production_hasher_is_argon2id_with_at_least_owasp_parameters():

@@ -223,8 +223,8 @@ def test_email_code_login_through_live_worker(client, email_user, live_worker, p
 
     response = otp_step(client, code)
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert response["Location"] == reverse("participants:online-home")
-    assert client.get(reverse("participants:online-home")).status_code == 200
+    assert response["Location"] == reverse("authn:online-home")
+    assert client.get(reverse("authn:online-home")).status_code == 200
     device.refresh_from_db()
     assert device.token_hash == ""  # used up
     print(f"email delivered by the live worker {elapsed:.2f}s after the password step")

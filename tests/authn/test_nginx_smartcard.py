@@ -298,9 +298,9 @@ def test_card_login_through_nginx_reaches_online_functions(portal, pki, card_use
         headers={**referer_only, "Origin": browser.origin},
     )
     assert response.status == 302, response.body
-    assert response.headers["Location"] == reverse("participants:online-home")
+    assert response.headers["Location"] == reverse("authn:online-home")
 
-    online = browser.request(reverse("participants:online-home"))
+    online = browser.request(reverse("authn:online-home"))
     assert online.status == 200
     assert f"You are logged in as {card_user.login_id}." in online.body
     assert "Logged in with: smartcard" in online.body

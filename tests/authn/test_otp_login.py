@@ -19,8 +19,8 @@ pytestmark = pytest.mark.django_db
 
 def test_login_with_app_reaches_online_functions(client, user):
     response = log_in_with_app(client, user, scope="online")
-    assert response["Location"] == reverse("participants:online-home")
-    page = client.get(reverse("participants:online-home"))
+    assert response["Location"] == reverse("authn:online-home")
+    page = client.get(reverse("authn:online-home"))
     assert page.status_code == 200
     assert "Online Functions" in page.content.decode()
     assert user.login_id in page.content.decode()
@@ -28,7 +28,7 @@ def test_login_with_app_reaches_online_functions(client, user):
 
 def test_password_alone_does_not_log_in(client, user):
     password_step(client, user.login_id)
-    response = client.get(reverse("participants:online-home"))
+    response = client.get(reverse("authn:online-home"))
     assert response.status_code == 302
     assert response["Location"] == "/?next=%2Fonline%2F"
 
@@ -48,7 +48,7 @@ def test_wrong_code_is_refused_and_audited(client, user):
     response = otp_step(client, "000000")
     assert response.status_code == 200
     assert "That code is not valid" in response.content.decode()
-    assert client.get(reverse("participants:online-home")).status_code == 302
+    assert client.get(reverse("authn:online-home")).status_code == 302
     event = AuditEvent.objects.filter(user=user, outcome="failure").first()
     assert event is not None and event.reason == "bad_code"
 
@@ -72,20 +72,20 @@ def test_otp_attempts_are_throttled(client, user):
     # django-otp now makes the device wait; even the right code is refused meanwhile.
     response = otp_step(client, TOTP().code(TOTPDevice.objects.get(user=user)))
     assert "Too many wrong codes" in response.content.decode()
-    assert client.get(reverse("participants:online-home")).status_code == 302
+    assert client.get(reverse("authn:online-home")).status_code == 302
 
 
 def test_scope_binding_online_session_cannot_open_reports(client, user):
     log_in_with_app(client, user, scope="online")
-    response = client.get(reverse("participants:report-list"))
+    response = client.get(reverse("authn:report-list"))
     assert response.status_code == 302
     assert response["Location"].startswith("/login/ccass/otp/reports/")
 
 
 def test_scope_binding_reports_session_cannot_open_online_functions(client, user):
     log_in_with_app(client, user, scope="reports")
-    assert client.get(reverse("participants:report-list")).status_code == 200
-    response = client.get(reverse("participants:online-home"))
+    assert client.get(reverse("authn:report-list")).status_code == 200
+    response = client.get(reverse("authn:online-home"))
     assert response.status_code == 302
     assert response["Location"].startswith("/login/ccass/otp/online/")
 
@@ -135,7 +135,7 @@ def test_pending_login_expires(client, user, settings):
 def test_logout_ends_the_session(client, user):
     log_in_with_app(client, user)
     client.post(reverse("authn:logout"))
-    assert client.get(reverse("participants:online-home")).status_code == 302
+    assert client.get(reverse("authn:online-home")).status_code == 302
     assert AuditEvent.objects.filter(user=user, action="logout").exists()
 
 

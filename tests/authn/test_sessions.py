@@ -17,10 +17,10 @@ pytestmark = pytest.mark.django_db
 def test_idle_session_ends_after_the_idle_timeout(client, user, settings):
     log_in_with_app(client, user)
     with time_machine.travel(dt.timedelta(seconds=settings.SESSION_IDLE_TIMEOUT + 1)):
-        response = client.get(reverse("participants:online-home"))
+        response = client.get(reverse("authn:online-home"))
     assert response.status_code == 302
     assert response["Location"] == reverse("authn:landing")
-    assert client.get(reverse("participants:online-home")).status_code == 302
+    assert client.get(reverse("authn:online-home")).status_code == 302
     assert AuditEvent.objects.filter(user=user, action="session_expired").exists()
 
 
@@ -28,9 +28,9 @@ def test_activity_keeps_the_session_alive(client, user, settings):
     log_in_with_app(client, user)
     step = dt.timedelta(seconds=settings.SESSION_IDLE_TIMEOUT - 60)
     with time_machine.travel(step):
-        assert client.get(reverse("participants:online-home")).status_code == 200
+        assert client.get(reverse("authn:online-home")).status_code == 200
     with time_machine.travel(2 * step):
-        assert client.get(reverse("participants:online-home")).status_code == 200
+        assert client.get(reverse("authn:online-home")).status_code == 200
 
 
 def test_absolute_timeout_ends_even_an_active_session(client, user, settings):
@@ -38,13 +38,13 @@ def test_absolute_timeout_ends_even_an_active_session(client, user, settings):
     settings.SESSION_IDLE_TIMEOUT = 2 * 60
     log_in_with_app(client, user)
     with time_machine.travel(dt.timedelta(seconds=100)):
-        assert client.get(reverse("participants:online-home")).status_code == 200
+        assert client.get(reverse("authn:online-home")).status_code == 200
     with time_machine.travel(dt.timedelta(seconds=190)):
-        assert client.get(reverse("participants:online-home")).status_code == 302
+        assert client.get(reverse("authn:online-home")).status_code == 302
 
 
 def test_timeouts_are_configurable(client, user, settings):
     settings.SESSION_IDLE_TIMEOUT = 30
     log_in_with_app(client, user)
     with time_machine.travel(dt.timedelta(seconds=31)):
-        assert client.get(reverse("participants:online-home")).status_code == 302
+        assert client.get(reverse("authn:online-home")).status_code == 302

@@ -13,8 +13,8 @@ from django_otp.oath import TOTP as TOTPClock
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditEvent
+from authn.activation import activation_send
 from authn.models import ActivationToken, BackupCode, EmailOTPDevice
-from authn.services import activation_send
 from migration.models import Phase
 from tests import factories
 from tests.helpers import TOTP, otp_step, password_step
@@ -254,7 +254,7 @@ def test_setup_email_code_resend_has_a_cooldown(
 
 
 def test_a_backup_code_cannot_prove_a_new_channel(client, newcomer, link):
-    from authn.services import setup_code_verify
+    from authn.setup import setup_code_verify
 
     old_codes = factories.BackupCodeDeviceFactory(user=newcomer).generate_codes(10)
     _choose_password(client, link)

@@ -102,13 +102,13 @@ def test_card_and_smartcard_password_reach_online_functions_and_reports(client, 
 
     response = card_login(client, through_proxy(card), user.login_id)
     assert response.status_code == 302
-    assert response["Location"] == reverse("participants:online-home")
+    assert response["Location"] == reverse("authn:online-home")
 
-    online = client.get(reverse("participants:online-home"))
+    online = client.get(reverse("authn:online-home"))
     assert online.status_code == 200
     assert f"You are logged in as {user.login_id}." in online.content.decode()
     assert "Logged in with: smartcard" in online.content.decode()
-    reports = client.get(reverse("participants:report-list"))
+    reports = client.get(reverse("authn:report-list"))
     assert reports.status_code == 200
     assert "Overnight Report Download" in reports.content.decode()
 
@@ -129,7 +129,7 @@ def test_dms_entry_logs_a_da_in_for_security_management_only(client, maker_da, c
     assert response.status_code == 302
     assert response["Location"] == reverse("dms:home")
     assert reaches(client, "dms:home")
-    assert not reaches(client, "participants:online-home")
+    assert not reaches(client, "authn:online-home")
     assert AuditEvent.objects.get(action="login", outcome="success").scope == "dms"
 
 
@@ -231,7 +231,7 @@ def test_card_is_refused(client, user, ca, presented, reason, message):
     response = card_login(client, meta, user.login_id)
     assert response.status_code == 403
     assert message in response.content.decode()
-    assert not reaches(client, "participants:online-home")
+    assert not reaches(client, "authn:online-home")
     assert login_audit() == [("failure", "smartcard", reason, "")] * 2
 
 
@@ -239,7 +239,7 @@ def test_wrong_smartcard_password_gets_the_generic_message(client, user, card):
     response = card_login(client, through_proxy(card), user.login_id, password="not-the-card-pin")
     assert response.status_code == 200
     assert GENERIC_ERROR in response.content.decode()
-    assert not reaches(client, "participants:online-home")
+    assert not reaches(client, "authn:online-home")
     assert login_audit() == [("failure", "smartcard", "bad_credentials", user.login_id)]
     assert AuditEvent.objects.get(action="login").user == user
 
@@ -249,7 +249,7 @@ def test_regular_password_is_not_the_smartcard_password(client, user, card):
         client, through_proxy(card), user.login_id, password=factories.USER_PASSWORD
     )
     assert GENERIC_ERROR in response.content.decode()
-    assert not reaches(client, "participants:online-home")
+    assert not reaches(client, "authn:online-home")
 
 
 def test_card_of_another_user_is_refused_with_the_generic_message(client, user, firm, ca):
@@ -261,7 +261,7 @@ def test_card_of_another_user_is_refused_with_the_generic_message(client, user, 
     response = card_login(client, through_proxy(colleagues_card), user.login_id)
     assert response.status_code == 200
     assert GENERIC_ERROR in response.content.decode()
-    assert not reaches(client, "participants:online-home")
+    assert not reaches(client, "authn:online-home")
     event = AuditEvent.objects.get(action="login")
     assert (event.outcome, event.method, event.user) == ("failure", "smartcard", user)
     assert event.reason == "card_foreign"
@@ -273,10 +273,10 @@ def test_card_of_another_user_is_refused_with_the_generic_message(client, user, 
 
 def test_a_card_session_ends_when_the_terminal_moves_to_2fa_only(client, user, card):
     card_login(client, through_proxy(card), user.login_id)
-    assert reaches(client, "participants:online-home")
+    assert reaches(client, "authn:online-home")
     factories.set_phase("CCASS", Phase.TWO_FA_ONLY)
-    assert not reaches(client, "participants:online-home")
-    assert not reaches(client, "participants:report-list")
+    assert not reaches(client, "authn:online-home")
+    assert not reaches(client, "authn:report-list")
 
 
 def test_audit_takes_the_client_address_from_the_trusted_proxy_only(client, user, card, settings):
@@ -300,7 +300,7 @@ def test_smartcard_login_is_refused_in_the_2fa_only_phase(client, user, card):
 
     response = card_login(client, through_proxy(card), user.login_id)
     assert response.status_code == 403
-    assert not reaches(client, "participants:online-home")
+    assert not reaches(client, "authn:online-home")
     assert login_audit() == [("failure", "smartcard", "phase_closed", "")] * 2
 
 
@@ -321,7 +321,7 @@ def test_demo_reader_does_not_exist_without_debug(client, user, demo_card, setti
         url, {"card": demo_card.pk, "login_id": user.login_id, "password": CARD_PASSWORD}
     )
     assert response.status_code == 404
-    assert not reaches(client, "participants:online-home")
+    assert not reaches(client, "authn:online-home")
     assert login_audit() == []
 
 
@@ -341,7 +341,7 @@ def test_demo_reader_logs_in_with_a_demo_card_under_debug(client, user, demo_car
         url, {"card": demo_card.pk, "login_id": user.login_id, "password": CARD_PASSWORD}
     )
     assert response.status_code == 302
-    assert response["Location"] == reverse("participants:online-home")
-    assert reaches(client, "participants:online-home")
-    assert reaches(client, "participants:report-list")
+    assert response["Location"] == reverse("authn:online-home")
+    assert reaches(client, "authn:online-home")
+    assert reaches(client, "authn:report-list")
     assert login_audit() == [("success", "smartcard_demo", "", user.login_id)]

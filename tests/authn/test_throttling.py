@@ -106,4 +106,4 @@ def test_successful_login_is_audited(client, user):
     log_in_with_app(client, user)
     event = AuditEvent.objects.get(user=user, action="login", outcome="success")
     assert event.method == "otp" and event.scope == "online"
-    assert reverse("participants:online-home")
+    assert reverse("authn:online-home")

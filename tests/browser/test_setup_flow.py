@@ -12,7 +12,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 
-from authn import services
+from authn import activation
 from authn.models import BackupCodeDevice, EmailOTPDevice
 from migration.models import Phase
 from participants.models import User
@@ -42,7 +42,7 @@ def send_activation(user: User, mailoutbox) -> str:
     """Have the activation email sent, as a Delegated Administrator would, and return its link."""
     # A transactional database commits at once, so the on_commit hook (and the eager
     # Celery task behind it) runs inside this call.
-    services.activation_send(user=user, acting_user=None)
+    activation.activation_send(user=user, acting_user=None)
     mails = [mail for mail in mailoutbox if mail.to == [user.email]]
     assert len(mails) == 1, [mail.subject for mail in mailoutbox]
     match = LINK.search(mails[0].body)

@@ -9,7 +9,7 @@ from typing import Any
 import qrcode
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from authn.services import staff_totp_create
+from authn.devices import staff_totp_create
 from participants.models import User
 
 

@@ -1,0 +1,107 @@
+"""Activation links: issued and mailed by the worker, opened by the user to start 2FA setup."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AuditAction, Outcome
+from audit.services import audit_record
+from authn import sessions
+from authn.models import ActivationToken
+from authn.secrets import secret_hash, url_token
+from common.mail import send_templated
+from participants.models import User
+
+
+@transaction.atomic
+def activation_send(
+    *, user: User, acting_user: User | None, request: HttpRequest | None = None
+) -> None:
+    """Have an activation email sent to the user's designated address."""
+    from authn.tasks import activation_deliver
+
+    if not user.has_registered_email():
+        raise ValueError("The user has no designated email address")
+    audit_record(
+        action=AuditAction.ACTIVATION_SENT,
+        outcome=Outcome.SUCCESS,
+        request=request,
+        user=user,
+        actor=acting_user,
+    )
+    user_id = user.pk
+    transaction.on_commit(lambda: activation_deliver.delay(user_id))
+
+
+def activation_issue(*, user: User) -> str:
+    """Create a fresh activation link for the user, retiring older ones, and return its token."""
+    now = timezone.now()
+    token = url_token()
+    with transaction.atomic():
+        ActivationToken.objects.filter(user=user).open(now).update(revoked_at=now)
+        ActivationToken.objects.create(
+            user=user,
+            token_hash=secret_hash("activation", token),
+            created_at=now,
+            expires_at=now + dt.timedelta(hours=settings.ACTIVATION_LINK_HOURS),
+        )
+    return token
+
+
+def activation_email_send(*, user_id: int) -> None:
+    """Issue a link and mail it (run by the worker, so the link never enters the broker)."""
+    user = User.objects.select_related("participant__terminal").get(pk=user_id)
+    token = activation_issue(user=user)
+    link = settings.SITE_URL + reverse("authn:activate", kwargs={"token": token})
+    send_templated(
+        "activation",
+        to=[user.email],
+        context={
+            "user": user,
+            "link": link,
+            "hours": settings.ACTIVATION_LINK_HOURS,
+            "terminal": user.participant.terminal if user.participant else None,
+        },
+    )
+
+
+def activation_lookup(*, token: str) -> ActivationToken | None:
+    return (
+        ActivationToken.objects.select_related("user__participant__terminal__programme")
+        .filter(token_hash=secret_hash("activation", token))
+        .first()
+    )
+
+
+@transaction.atomic
+def activation_consume(*, token: str, request: HttpRequest) -> ActivationToken | None:
+    """Use up an activation link and bind 2FA setup to this browser session."""
+    activation = activation_lookup(token=token)
+    if activation is None:
+        return None
+    activation = ActivationToken.objects.select_for_update().get(pk=activation.pk)
+    if not activation.is_open(timezone.now()):
+        return None
+    activation.used_at = timezone.now()
+    activation.save(update_fields=["used_at"])
+    # A fresh session key: nothing from before the link was opened carries over.
+    request.session.cycle_key()
+    request.session[sessions.SETUP_KEY] = {
+        "user_id": activation.user_id,
+        "activation_id": activation.pk,
+        "at": int(time.time()),
+    }
+    audit_record(
+        action=AuditAction.ACTIVATION_OPENED,
+        outcome=Outcome.SUCCESS,
+        request=request,
+        user=activation.user,
+    )
+    return activation

@@ -1,0 +1,180 @@
+"""The first step of every login: a login ID and a secret, checked under the per-account throttle.
+
+The regular password is checked here (`password_check`); the smartcard password is checked
+by `authn.smartcard.smartcard_password_check`. Both go through `credentials_check`, which
+owns the lock, the throttle and the audit of refusals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from audit.models import AuditAction, Outcome
+from audit.services import audit_record
+from authn.models import LoginThrottle
+from participants.models import Scope, Terminal, User
+
+
+class Refusal:
+    """Why a login step was refused; the page words the password refusals identically."""
+
+    BAD_CREDENTIALS = "bad_credentials"
+    LOCKED = "locked"
+    BAD_CODE = "bad_code"
+    THROTTLED = "throttled"
+    CARD_FOREIGN = "card_foreign"
+    PHASE_CLOSED = "phase_closed"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoginResult:
+    user: User | None
+    refusal: str | None = None
+    locked_until: dt.datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.refusal is None
+
+
+def _throttle_key(login_id: str) -> str:
+    return login_id.strip().casefold()[:64]
+
+
+def burn_hash_time(password: str) -> None:
+    """Spend the time of one password hash, so that a refusal takes as long as a check."""
+    make_password(password)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What checking the secret of a (possibly unknown) user found."""
+
+    verified: bool
+    reason: str = Refusal.BAD_CREDENTIALS
+    detail: dict[str, str] | None = None
+
+
+# Checks the secret against the user the login ID named (None when it names nobody).
+Verifier = Callable[[User | None], Verdict]
+
+
+def _user_for_login(login_id: str) -> User | None:
+    # The row lock makes parallel guesses at one account wait their turn, so the
+    # throttle counts each of them, whether or not its throttle row exists yet.
+    return (
+        User.objects.select_for_update(of=("self",))
+        .select_related("participant__terminal__programme")
+        .filter(login_id__iexact=login_id.strip())
+        .first()
+    )
+
+
+def _login_allowed(user: User, *, scopes: list[str], terminal: Terminal | None) -> bool:
+    """Return whether this (password-verified) user may log in for a scope on the terminal."""
+    if not user.is_active or not any(user.has_scope(scope) for scope in scopes):
+        return False
+    if Scope.STAFF in scopes:
+        return terminal is None
+    return (
+        user.participant is not None
+        and terminal is not None
+        and (user.participant.terminal_id == terminal.pk)
+    )
+
+
+@transaction.atomic
+def credentials_check(
+    *,
+    request: HttpRequest,
+    login_id: str,
+    password: str,
+    scopes: list[str],
+    terminal: Terminal | None,
+    method: str,
+    verify: Verifier,
+) -> LoginResult:
+    """Check a login ID and its secret with `verify`, under the per-account throttle.
+
+    Unknown IDs, wrong secrets, locked accounts and users who may not use this
+    entry all come back as refusals that the page words identically.
+    """
+    now = timezone.now()
+    key = _throttle_key(login_id)
+    user = _user_for_login(login_id) if login_id.strip() else None
+    # Read only once the user's row is locked. The throttle row exists only once an
+    # ID has failed; a clean login does not write it.
+    throttle = LoginThrottle.objects.select_for_update().filter(key=key).first()
+
+    def refuse(reason: str, detail: dict[str, str] | None = None) -> LoginResult:
+        audit_record(
+            action=AuditAction.LOGIN,
+            outcome=Outcome.FAILURE,
+            request=request,
+            user=user,
+            login_id=login_id,
+            scope=",".join(scopes),
+            method=method,
+            reason=reason,
+            detail=detail,
+        )
+        return LoginResult(
+            user=None, refusal=reason, locked_until=throttle.locked_until if throttle else None
+        )
+
+    if throttle is not None and throttle.is_locked(now):
+        burn_hash_time(password)
+        return refuse(Refusal.LOCKED)
+
+    verdict = verify(user)
+    if (
+        not verdict.verified
+        or user is None
+        or not _login_allowed(user, scopes=scopes, terminal=terminal)
+    ):
+        if throttle is None:
+            throttle, _created = LoginThrottle.objects.select_for_update().get_or_create(key=key)
+        throttle.record_failure(now)
+        throttle.save()
+        return refuse(verdict.reason, verdict.detail)
+
+    if throttle is not None and throttle.failures:
+        throttle.failures = 0
+        throttle.locked_until = None
+        throttle.save(update_fields=["failures", "locked_until"])
+    return LoginResult(user=user)
+
+
+def password_check(
+    *,
+    request: HttpRequest,
+    login_id: str,
+    password: str,
+    scopes: list[str],
+    terminal: Terminal | None,
+    method: str,
+) -> LoginResult:
+    """Check a login ID and its regular password, under the per-account throttle."""
+
+    def verify(user: User | None) -> Verdict:
+        if user is None:
+            burn_hash_time(password)
+            return Verdict(verified=False)
+        return Verdict(verified=user.check_password(password))
+
+    return credentials_check(
+        request=request,
+        login_id=login_id,
+        password=password,
+        scopes=scopes,
+        terminal=terminal,
+        method=method,
+        verify=verify,
+    )

@@ -1,0 +1,46 @@
+"""A user's OTP devices as a whole: fresh backup codes, a reset, a staff member's first device."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from audit.models import AuditAction, Outcome
+from audit.services import audit_record
+from authn.models import BackupCodeDevice, EmailOTPDevice
+from participants.models import User
+
+
+def backup_codes_issue(*, user: User) -> list[str]:
+    """Replace the user's backup codes with a fresh set and return them (shown once)."""
+    BackupCodeDevice.objects.filter(user=user).delete()
+    backup = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+    return backup.generate_codes(settings.BACKUP_CODE_COUNT)
+
+
+def otp_devices_remove(*, user: User) -> None:
+    """Remove every OTP device of the user, who must then set 2FA up again."""
+    TOTPDevice.objects.filter(user=user).delete()
+    EmailOTPDevice.objects.filter(user=user).delete()
+    BackupCodeDevice.objects.filter(user=user).delete()
+
+
+@transaction.atomic
+def staff_totp_create(*, user: User) -> tuple[TOTPDevice, list[str]]:
+    """Give a staff member a confirmed authenticator-app device and fresh backup codes."""
+    if not user.is_staff:
+        raise ValueError(f"{user.login_id} is not exchange staff")
+    TOTPDevice.objects.filter(user=user).delete()
+    EmailOTPDevice.objects.filter(user=user).delete()
+    device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    codes = backup_codes_issue(user=user)
+    User.objects.filter(pk=user.pk).update(two_factor_ready_at=timezone.now())
+    audit_record(
+        action=AuditAction.SETUP_COMPLETED,
+        outcome=Outcome.SUCCESS,
+        user=user,
+        detail={"channel": "app", "by": "manage.py staff_otp_device"},
+    )
+    return device, codes

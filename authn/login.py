@@ -1,0 +1,92 @@
+"""Between the steps of a login, and its end: the pending user, the bound session, logout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import django_otp
+from django.conf import settings
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
+from django.http import HttpRequest
+from django.utils import timezone
+from django_otp.models import Device
+
+from audit.models import AuditAction, Outcome
+from audit.services import audit_record
+from authn import sessions
+from participants.models import User
+
+
+def login_pending_start(
+    request: HttpRequest, *, user: User, scope: str, terminal: str | None
+) -> None:
+    """Remember, between the password step and the OTP step, who passed the first."""
+    request.session[sessions.PENDING_KEY] = {
+        "user_id": user.pk,
+        "scope": scope,
+        "terminal": terminal,
+        "at": int(time.time()),
+    }
+
+
+def login_pending_user(request: HttpRequest, *, scope: str, terminal: str | None) -> User | None:
+    pending = request.session.get(sessions.PENDING_KEY)
+    if not pending or pending.get("scope") != scope or pending.get("terminal") != terminal:
+        return None
+    if time.time() - pending.get("at", 0) > settings.LOGIN_PENDING_TIMEOUT:
+        request.session.pop(sessions.PENDING_KEY, None)
+        return None
+    return (
+        User.objects.select_related("participant__terminal__programme")
+        .filter(pk=pending["user_id"])
+        .first()
+    )
+
+
+def login_complete(
+    request: HttpRequest,
+    *,
+    user: User,
+    scopes: Sequence[str],
+    method: str,
+    terminal: str | None,
+    device: Device | None = None,
+) -> None:
+    """Log the user in for the scopes: a new session key, bound to scope, method and terminal."""
+    request.session.pop(sessions.PENDING_KEY, None)
+    # auth.login cycles the session key, so a key fixed before login is useless after it.
+    auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    if device is not None:
+        django_otp.login(request, device)
+    sessions.bind_session(request, scopes=scopes, method=method, terminal=terminal)
+    # One write for both; Django's own update_last_login receiver is disconnected in
+    # ParticipantsConfig.ready() so that a login does not update the user row twice.
+    user.last_login = timezone.now()
+    user.last_login_method = method
+    User.objects.filter(pk=user.pk).update(
+        last_login=user.last_login, last_login_method=user.last_login_method
+    )
+    audit_record(
+        action=AuditAction.LOGIN,
+        outcome=Outcome.SUCCESS,
+        request=request,
+        user=user,
+        scope=",".join(scopes),
+        method=method,
+    )
+
+
+def logout_complete(request: HttpRequest, *, action: str = AuditAction.LOGOUT) -> None:
+    user = request.user if request.user.is_authenticated else None
+    if isinstance(user, User):
+        audit_record(
+            action=action,
+            outcome=Outcome.SUCCESS,
+            request=request,
+            user=user,
+            scope=",".join(sessions.session_scopes(request)),
+            method=sessions.session_method(request),
+        )
+    auth_logout(request)

@@ -1,0 +1,136 @@
+"""2FA setup after an activation link: password, OTP channel, proof, backup codes."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django_otp.models import Device
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from audit.models import AuditAction, Outcome
+from audit.services import audit_record
+from authn import sessions
+from authn.devices import backup_codes_issue
+from authn.models import EmailOTPDevice
+from authn.otp import email_otp_challenge
+from participants.models import Scope, User
+
+
+def setup_state(request: HttpRequest) -> dict[str, object] | None:
+    state = request.session.get(sessions.SETUP_KEY)
+    if not state:
+        return None
+    if time.time() - int(state.get("at", 0)) > settings.SETUP_SESSION_SECONDS:
+        request.session.pop(sessions.SETUP_KEY, None)
+        return None
+    return dict(state)
+
+
+def setup_user(request: HttpRequest) -> User | None:
+    state = setup_state(request)
+    if state is None:
+        return None
+    return (
+        User.objects.select_related("participant__terminal__programme")
+        .filter(pk=state["user_id"])
+        .first()
+    )
+
+
+def _setup_update(request: HttpRequest, **changes: object) -> None:
+    state = request.session[sessions.SETUP_KEY]
+    state.update(changes)
+    request.session[sessions.SETUP_KEY] = state
+
+
+def setup_password_choose(*, request: HttpRequest, user: User, password: str) -> None:
+    """Hold the chosen password's hash until setup completes; nothing is applied before then."""
+    _setup_update(request, password_hash=make_password(password))
+    audit_record(
+        action=AuditAction.SETUP_PASSWORD, outcome=Outcome.SUCCESS, request=request, user=user
+    )
+
+
+@transaction.atomic
+def setup_channel_choose(*, request: HttpRequest, user: User, channel: str) -> Device:
+    """Create the unconfirmed device for the chosen channel; it counts only once proven."""
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    EmailOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    device: Device
+    if channel == "app":
+        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+    else:
+        device = EmailOTPDevice.objects.create(user=user, name="Email", confirmed=False)
+    _setup_update(request, device=device.persistent_id, channel=channel)
+    audit_record(
+        action=AuditAction.SETUP_CHANNEL,
+        outcome=Outcome.SUCCESS,
+        request=request,
+        user=user,
+        detail={"channel": channel},
+    )
+    if isinstance(device, EmailOTPDevice):
+        email_otp_challenge(device=device, request=request)
+    return device
+
+
+def setup_device(request: HttpRequest, *, user: User) -> Device | None:
+    state = setup_state(request) or {}
+    persistent_id = state.get("device")
+    if not isinstance(persistent_id, str):
+        return None
+    device = Device.from_persistent_id(persistent_id)
+    if device is None or device.user_id != user.pk:
+        return None
+    return device
+
+
+@transaction.atomic
+def setup_code_verify(*, device: Device, token: str) -> Device | None:
+    """Check a code against the device being set up, and only that one: the new
+    channel must be proven with its own code, never with a backup code."""
+    locked = type(device).objects.select_for_update().get(pk=device.pk)
+    return locked if locked.verify_token(token.strip().replace(" ", "")) else None
+
+
+@transaction.atomic
+def setup_complete(*, request: HttpRequest, user: User, device: Device) -> list[str]:
+    """Apply the whole setup at once: password, proven channel, fresh backup codes."""
+    state = setup_state(request) or {}
+    password_hash = state.get("password_hash")
+    if not isinstance(password_hash, str):
+        raise ValueError("No password was chosen")
+    user = User.objects.select_for_update().get(pk=user.pk)
+    user.password = password_hash
+    user.two_factor_ready_at = timezone.now()
+    user.save(update_fields=["password", "two_factor_ready_at"])
+    TOTPDevice.objects.filter(user=user).exclude(
+        pk=device.pk if isinstance(device, TOTPDevice) else None
+    ).delete()
+    EmailOTPDevice.objects.filter(user=user).exclude(
+        pk=device.pk if isinstance(device, EmailOTPDevice) else None
+    ).delete()
+    type(device).objects.filter(pk=device.pk).update(confirmed=True)
+    codes = backup_codes_issue(user=user)
+    audit_record(
+        action=AuditAction.SETUP_COMPLETED,
+        outcome=Outcome.SUCCESS,
+        request=request,
+        user=user,
+        detail={"channel": state.get("channel", "")},
+    )
+    request.session.pop(sessions.SETUP_KEY, None)
+    terminal = user.participant.terminal.slug if user.participant else None
+    request.session[sessions.BACKUP_CODES_KEY] = {
+        "codes": codes,
+        "terminal": terminal,
+        "scopes": [
+            scope for scope in (Scope.ONLINE, Scope.REPORTS, Scope.DMS) if user.has_scope(scope)
+        ],
+    }
+    return codes

@@ -1,0 +1,154 @@
+"""Seed demo data for `make run`; running it again changes nothing that is there."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from authn.activation import activation_send
+from authn.models import ActivationToken, EmailOTPDevice
+from migration.models import Phase, Programme
+from participants.models import (
+    DaDuty,
+    Participant,
+    ParticipantKind,
+    ReportFile,
+    Role,
+    Smartcard,
+    Terminal,
+    User,
+)
+
+DEMO_CARD_PASSWORD = "card-pass-2023"
+DEMO_STAFF_PASSWORD = "Harbour-Lights-Ferry-2023"
+
+FIRMS = [
+    ("CCASS", "B01234", "Golden Harbour Securities Limited", ParticipantKind.CP),
+    ("CCASS", "B05678", "Victoria Peak Custodian Bank", ParticipantKind.DB),
+    ("CCMS", "C00123", "Lion Rock Options Limited", ParticipantKind.CP),
+]
+
+
+def _fingerprint(login_id: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"demo-card:{login_id}".encode()).hexdigest()
+
+
+class Command(BaseCommand):
+    help = (
+        "Seed terminals' programmes, participants, users, DAs, smartcards and reports for the demo."
+    )
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        now = timezone.now()
+        programmes = {p.terminal.code: p for p in Programme.objects.select_related("terminal")}
+        ccass, ccms = programmes["CCASS"], programmes["CCMS"]
+        if ccass.phase == Phase.PREPARATION:
+            ccass.phase = Phase.PARALLEL_RUN
+            ccass.da_email_registration_open = True
+            ccass.save()
+        if ccms.phase == Phase.PREPARATION:
+            ccms.phase = Phase.EMAIL_REGISTRATION
+            ccms.planned_launch_at = now + dt.timedelta(days=30)
+            ccms.save()
+
+        staff, created = User.objects.get_or_create(
+            login_id="hkex.ops",
+            defaults={
+                "name": "HKEX Operations",
+                "is_staff": True,
+                "is_superuser": True,
+                "scope_online": False,
+                "scope_reports": False,
+                "email": "ops@hkex.example",
+            },
+        )
+        if created:
+            staff.set_password(DEMO_STAFF_PASSWORD)
+            staff.save()
+            EmailOTPDevice.objects.create(user=staff, name="Email", confirmed=True)
+
+        rows = []
+        for terminal_code, pid, name, kind in FIRMS:
+            terminal = Terminal.objects.get(code=terminal_code)
+            firm, _ = Participant.objects.get_or_create(
+                participant_id=pid, defaults={"name": name, "kind": kind, "terminal": terminal}
+            )
+            people = [
+                (f"{pid}DA1", Role.DA, DaDuty.MAKER, True),
+                (f"{pid}DA2", Role.DA, DaDuty.CHECKER, True),
+                (f"{pid}U01", Role.USER, "", True),
+                (f"{pid}U02", Role.USER, "", True),
+                (f"{pid}U03", Role.USER, "", False),
+            ]
+            for login_id, role, duty, with_email in people:
+                user, created = User.objects.get_or_create(
+                    login_id=login_id,
+                    defaults={
+                        "participant": firm,
+                        "role": role,
+                        "da_duty": duty,
+                        "scope_dms": role == Role.DA,
+                        "name": f"Demo {login_id}",
+                    },
+                )
+                if created:
+                    user.set_unusable_password()
+                    if with_email:
+                        user.email = f"{login_id.lower()}@{pid.lower()}.example"
+                        user.email_registered_at = now
+                    user.save()
+                    card = Smartcard(
+                        user=user,
+                        serial=f"DEMO-{login_id}",
+                        fingerprint_sha256=_fingerprint(login_id),
+                        valid_from=now - dt.timedelta(days=365),
+                        valid_to=now + dt.timedelta(days=365),
+                    )
+                    card.set_password(DEMO_CARD_PASSWORD)
+                    card.save()
+                sent = self._activate(user, now, terminal_code, ccass)
+                rows.append((terminal_code, pid, login_id, role, user.email or "(no email)", sent))
+            self._reports(firm, now)
+        self._print(rows)
+
+    def _activate(self, user: User, now: dt.datetime, terminal_code: str, ccass: Programme) -> str:
+        if terminal_code != "CCASS" or not user.email or user.two_factor_ready_at:
+            return "set up" if user.two_factor_ready_at else "-"
+        if ActivationToken.objects.filter(user=user).open(now).exists():
+            return "activation email in outbox"
+        activation_send(user=user, acting_user=None)
+        return "activation email in outbox"
+
+    def _reports(self, firm: Participant, now: dt.datetime) -> None:
+        if ReportFile.objects.filter(participant=firm).exists():
+            return
+        for days, title in [
+            (1, "Settlement report"),
+            (2, "Settlement report"),
+            (1, "Statement of money ledger"),
+        ]:
+            day = (now - dt.timedelta(days=days)).date()
+            report = ReportFile(participant=firm, business_date=day, title=title)
+            content = f"participant,{firm.participant_id}\nbusiness_date,{day}\nreport,{title}\n"
+            slug = title.lower().replace(" ", "-")
+            report.file.save(f"{day:%Y%m%d}-{slug}.csv", ContentFile(content.encode()), save=True)
+
+    def _print(self, rows: Sequence[tuple[str, ...]]) -> None:
+        out = self.stdout.write
+        out("")
+        out("Demo data ready. Login IDs:")
+        out(f"  {'terminal':8} {'firm':7} {'login ID':11} {'role':5} {'email':28} 2FA")
+        for terminal, pid, login_id, role, email, sent in rows:
+            out(f"  {terminal:8} {pid:7} {login_id:11} {role:5} {email:28} {sent}")
+        out("")
+        out(f"  Smartcard password of every demo card: {DEMO_CARD_PASSWORD}")
+        out(f"  Staff: hkex.ops / {DEMO_STAFF_PASSWORD} (OTP by email) at /staff/login/ -> /admin/")

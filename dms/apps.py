@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DmsConfig(AppConfig):
+    name = "dms"
+    verbose_name = _("Security Management Functions")
