@@ -5,13 +5,20 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench worker messages clean
+.PHONY: run test lint bench worker messages clean install
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
+
+# Production: the runtime dependencies only (no test or lint tools) into the virtualenv.
+# Not $(VENV)/.installed: that marks a development install, which `make install` is not.
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -e .
 
 run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
@@ -37,6 +44,7 @@ lint: $(VENV)/.installed
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m common.i18n check
 	SECRET_KEY=lint-only-$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') DEBUG=false \
+		PROXY_SECRET=lint-only-$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') \
 		ALLOWED_HOSTS=portal.example $(PY) manage.py check --deploy --fail-level WARNING
 
 bench: $(VENV)/.installed

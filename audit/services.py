@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 from typing import Any
 
-from django.conf import settings
-from django.db import connection
+from django.db import transaction
 from django.db.models import (
     CharField,
     DateTimeField,
@@ -22,19 +22,24 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from common.proxy import from_front_proxy
+from common.sql import insert_from_select
 from participants.models import Participant, User
+
+logger = logging.getLogger("portal.audit")
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    """Return the client's address: X-Real-IP when a trusted front proxy set it, else the peer's.
+    """Return the client's address: X-Real-IP when the front proxy set it, else the peer's.
 
-    A header from anybody else is ignored: a client could put any address in it.
+    A header from anybody else is ignored: a client could put any address in it. The proxy
+    proves itself with the secret it shares with the portal (common.proxy).
     """
     if request is None:
         return None
     peer = request.META.get("REMOTE_ADDR") or None
     forwarded = request.META.get("HTTP_X_REAL_IP", "").strip()
-    if peer in settings.TRUSTED_PROXIES and forwarded:
+    if forwarded and from_front_proxy(request):
         try:
             return str(ipaddress.ip_address(forwarded))
         except ValueError:
@@ -56,10 +61,10 @@ def audit_record(
     reason: str = "",
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one row to the audit trail."""
+    """Append one row to the audit trail, and log it once it is committed."""
     if participant is None and user is not None:
         participant = user.participant
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         action=action,
         outcome=outcome,
         user=user,
@@ -72,23 +77,25 @@ def audit_record(
         reason=reason,
         detail=detail or {},
     )
-
-
-# The columns audit_record_many fills, in the order of its INSERT.
-_MANY_COLUMNS = [
-    "at",
-    "action",
-    "outcome",
-    "login_id",
-    "user_id",
-    "actor_id",
-    "participant_id",
-    "scope",
-    "method",
-    "ip",
-    "reason",
-    "detail",
-]
+    # The row's columns but not `detail`, which may hold what a log reader should not see
+    # (an email address, a report's title); a rolled-back row is not logged.
+    fields = {
+        "audit_id": event.pk,
+        "action": event.action,
+        "outcome": event.outcome,
+        "login_id": event.login_id,
+        "user_id": event.user_id,
+        "actor_id": event.actor_id,
+        "participant": participant.participant_id if participant else None,
+        "scope": event.scope,
+        "method": event.method,
+        "ip": event.ip,
+        "reason": event.reason,
+    }
+    transaction.on_commit(
+        lambda: logger.info("audit %s %s", action, outcome, extra={"event": fields})
+    )
+    return event
 
 
 def audit_record_many(
@@ -107,33 +114,25 @@ def audit_record_many(
     """Append one audit row for each of `rows`, about the user its `user_field` names.
 
     One INSERT ... SELECT whatever the number of rows: the rows are selected by the
-    caller's queryset (compiled by the ORM), the rest is the same for every row.
-    Return the number of rows written.
+    caller's queryset, the rest is the same for every row. Return the number written.
     """
-    constants: dict[str, Any] = {
-        "at": Value(at or timezone.now(), output_field=DateTimeField()),
-        "action": Value(action, output_field=CharField()),
-        "outcome": Value(outcome, output_field=CharField()),
-        "login_id": F(login_id_field),
-        "user_id": F(user_field),
-        "actor_id": Value(actor.pk if actor else None, output_field=IntegerField()),
-        "participant_id": Value(
-            participant.pk if participant else None, output_field=IntegerField()
-        ),
-        "scope": Value("", output_field=CharField()),
-        "method": Value("", output_field=CharField()),
-        "ip": Value(client_ip(request), output_field=GenericIPAddressField()),
-        "reason": Value("", output_field=CharField()),
-        "detail": Value(detail or {}, output_field=JSONField()),
-    }
-    # Aliases that cannot clash with the source model's own field names.
-    aliases = {f"audit_{column}": expression for column, expression in constants.items()}
-    select = rows.order_by().annotate(**aliases).values_list(*aliases)
-    sql, params = select.query.sql_with_params()
-    table = AuditEvent._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({', '.join(_MANY_COLUMNS)}) {sql}",  # noqa: S608 - names are ours
-            params,
-        )
-        return cursor.rowcount
+    return insert_from_select(
+        AuditEvent,
+        source=rows,
+        columns={
+            "at": Value(at or timezone.now(), output_field=DateTimeField()),
+            "action": Value(action, output_field=CharField()),
+            "outcome": Value(outcome, output_field=CharField()),
+            "login_id": F(login_id_field),
+            "user_id": F(user_field),
+            "actor_id": Value(actor.pk if actor else None, output_field=IntegerField()),
+            "participant_id": Value(
+                participant.pk if participant else None, output_field=IntegerField()
+            ),
+            "scope": Value("", output_field=CharField()),
+            "method": Value("", output_field=CharField()),
+            "ip": Value(client_ip(request), output_field=GenericIPAddressField()),
+            "reason": Value("", output_field=CharField()),
+            "detail": Value(detail or {}, output_field=JSONField()),
+        },
+    )

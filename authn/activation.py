@@ -8,15 +8,15 @@ import time
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
-from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
 from authn import sessions
+from authn.emails import ACTIVATION
 from authn.models import ActivationToken
 from authn.secrets import secret_hash, url_token
-from common.mail import send_templated
+from outbox.services import email_queue
 from participants.models import User
 
 
@@ -25,8 +25,6 @@ def activation_send(
     *, user: User, acting_user: User | None, request: HttpRequest | None = None
 ) -> None:
     """Have an activation email sent to the user's designated address."""
-    from authn.tasks import activation_deliver
-
     if not user.has_registered_email():
         raise ValueError("The user has no designated email address")
     audit_record(
@@ -36,14 +34,14 @@ def activation_send(
         user=user,
         actor=acting_user,
     )
-    user_id = user.pk
-    transaction.on_commit(lambda: activation_deliver.delay(user_id))
+    email_queue(kind=ACTIVATION, to=user.email, params={"user_id": user.pk})
 
 
-def activation_issue(*, user: User) -> str:
-    """Create a fresh activation link for the user, retiring older ones, and return its token."""
+def activation_issue(*, user: User, token: str | None = None) -> str:
+    """Create a fresh activation link for the user, retiring older ones, and return its token
+    (the one given: the outbox derives it from the email that carries it)."""
     now = timezone.now()
-    token = url_token()
+    token = token if token is not None else url_token()
     with transaction.atomic():
         ActivationToken.objects.filter(user=user).open(now).update(revoked_at=now)
         ActivationToken.objects.create(
@@ -53,23 +51,6 @@ def activation_issue(*, user: User) -> str:
             expires_at=now + dt.timedelta(hours=settings.ACTIVATION_LINK_HOURS),
         )
     return token
-
-
-def activation_email_send(*, user_id: int) -> None:
-    """Issue a link and mail it (run by the worker, so the link never enters the broker)."""
-    user = User.objects.select_related("participant__terminal").get(pk=user_id)
-    token = activation_issue(user=user)
-    link = settings.SITE_URL + reverse("authn:activate", kwargs={"token": token})
-    send_templated(
-        "activation",
-        to=[user.email],
-        context={
-            "user": user,
-            "link": link,
-            "hours": settings.ACTIVATION_LINK_HOURS,
-            "terminal": user.participant.terminal if user.participant else None,
-        },
-    )
 
 
 def activation_lookup(*, token: str) -> ActivationToken | None:

@@ -41,3 +41,32 @@ class SessionTimeoutMiddleware:
             if now - seen_at >= SEEN_AT_SLACK_SECONDS:
                 session[sessions.SEEN_AT_KEY] = now
         return self.get_response(request)
+
+
+class NoStoreMiddleware:
+    """Tell browsers and proxies not to keep a copy of private or secret-bearing responses.
+
+    A logged-in session's pages, the login, activation and setup pages (a one-time link, a
+    QR code's key, backup codes) and every download (reports, CSV exports) must not be left
+    in a shared cache or in the browser's history cache after logout. The public landing
+    pages and static files stay cacheable. A view that set its own Cache-Control (Django's
+    never_cache already includes no-store) keeps it.
+    """
+
+    PRIVATE_PREFIXES = ("/login/", "/staff/login/", "/activate/", "/setup/")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.has_header("Cache-Control"):
+            return response
+        user = getattr(request, "user", None)
+        if (
+            request.path_info.startswith(self.PRIVATE_PREFIXES)
+            or response.get("Content-Disposition", "").startswith("attachment")
+            or (user is not None and user.is_authenticated)
+        ):
+            response["Cache-Control"] = "no-store"
+        return response

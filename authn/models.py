@@ -34,9 +34,10 @@ class EmailOTPDevice(TimestampMixin, CooldownMixin, ThrottlingMixin, Device):
         verbose_name = _("email OTP device")
         verbose_name_plural = _("email OTP devices")
 
-    def issue_token(self) -> str:
-        """Set a fresh code, valid for OTP_EMAIL_TOKEN_VALIDITY seconds, and return it."""
-        token = numeric_code(6)
+    def issue_token(self, token: str | None = None) -> str:
+        """Set the code (a fresh random one unless given), valid for OTP_EMAIL_TOKEN_VALIDITY
+        seconds, and return it."""
+        token = token if token is not None else numeric_code(6)
         self.token_hash = secret_hash("email-otp", token)
         self.valid_until = timezone.now() + dt.timedelta(seconds=settings.OTP_EMAIL_TOKEN_VALIDITY)
         self.save(update_fields=["token_hash", "valid_until"])

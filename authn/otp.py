@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django_otp.models import Device
@@ -15,9 +14,10 @@ from audit.models import AuditAction, Outcome
 from audit.services import audit_record
 from authn import sessions
 from authn.credentials import Refusal
+from authn.emails import OTP_CODE
 from authn.login import login_complete
 from authn.models import BackupCodeDevice, EmailOTPDevice
-from common.mail import send_templated
+from outbox.services import email_queue, emails_cancel
 from participants.models import User
 
 
@@ -40,8 +40,6 @@ def email_otp_challenge(
     *, device: EmailOTPDevice, request: HttpRequest | None, scope: str = ""
 ) -> ChallengeResult:
     """Have a fresh code emailed to the device's user, unless the resend cooldown is running."""
-    from authn.tasks import email_otp_deliver
-
     device = (
         EmailOTPDevice.objects.select_for_update(of=("self",))
         .select_related("user")
@@ -60,25 +58,10 @@ def email_otp_challenge(
         scope=scope,
         method=sessions.Method.OTP,
     )
-    device_id = device.pk
-    transaction.on_commit(lambda: email_otp_deliver.delay(device_id))
+    # A newer code replaces the one an email still waiting would carry.
+    emails_cancel(kind=OTP_CODE, device_id=device.pk)
+    email_queue(kind=OTP_CODE, to=device.user.email, params={"device_id": device.pk})
     return ChallengeResult(sent=True)
-
-
-def email_otp_send(*, device_id: int) -> None:
-    """Generate the code and mail it (run by the worker, so the code never enters the broker)."""
-    with transaction.atomic():
-        device = (
-            EmailOTPDevice.objects.select_for_update(of=("self",))
-            .select_related("user")
-            .get(pk=device_id)
-        )
-        token = device.issue_token()
-        address = device.user.email
-    minutes = settings.OTP_EMAIL_TOKEN_VALIDITY // 60
-    send_templated(
-        "otp-code", to=[address], context={"code": token, "minutes": minutes, "user": device.user}
-    )
 
 
 def _is_numeric_code(token: str) -> bool:

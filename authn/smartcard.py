@@ -14,6 +14,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from authn.credentials import LoginResult, Refusal, Verdict, burn_hash_time, credentials_check
+from common.proxy import from_front_proxy
 from participants.models import Smartcard, Terminal, User
 
 
@@ -57,9 +58,10 @@ def certificate_from_request(request: HttpRequest) -> CardCertificate:
     """Return the card certificate the trusted front proxy verified for this request.
 
     The headers are believed only when the request comes straight from one of
-    SMARTCARD_TRUSTED_PROXIES: anybody else could simply set them.
+    SMARTCARD_TRUSTED_PROXIES and carries the secret that proxy shares with the portal:
+    anybody else, a process on the web host included, could simply set them.
     """
-    if request.META.get("REMOTE_ADDR") not in settings.SMARTCARD_TRUSTED_PROXIES:
+    if not from_front_proxy(request, proxies=settings.SMARTCARD_TRUSTED_PROXIES):
         raise CertificateRefused("card_untrusted")
     verify = request.META.get(settings.SMARTCARD_VERIFY_HEADER, "")
     if verify in ("", "NONE"):

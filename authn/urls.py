@@ -59,7 +59,7 @@ urlpatterns = [
         "staff/login/resend/", views.otp_login_resend, {"scope": "staff"}, name="staff-login-resend"
     ),
     path("logout/", views.logout, name="logout"),
-    path("activate/<str:token>/", views.activate, name="activate"),
+    path("activate/", views.activate, name="activate"),
     path("setup/password/", views.setup_password, name="setup-password"),
     path("setup/channel/", views.setup_channel, name="setup-channel"),
     path("setup/verify/", views.setup_verify, name="setup-verify"),

@@ -452,11 +452,20 @@ def _setup_not_open(request: HttpRequest, user: User) -> HttpResponse:
     )
 
 
+@sensitive_post_parameters("token")
 @never_cache
-def activate(request: HttpRequest, token: str) -> HttpResponse:
-    """Open an activation link: a page that starts setup with a button, so that mail
-    scanners that follow links do not use it up."""
-    link = activation.activation_lookup(token=token)
+def activate(request: HttpRequest) -> HttpResponse:
+    """Open an activation link.
+
+    The token travels in the link's fragment (`/activate/#<token>`), which browsers never
+    send, so it reaches no access log; the page's script posts it. The first post shows
+    whose link it is and asks to begin; only "Begin setup" uses the link up, so a mail
+    scanner that follows or even runs the link does not burn it.
+    """
+    if request.method != "POST":
+        return render(request, "authn/activate_open.html")
+    token = request.POST.get("token", "").strip()
+    link = activation.activation_lookup(token=token) if token else None
     now = timezone.now()
     if link is None:
         return render(request, "authn/activation_invalid.html", {"reason": "unknown"}, status=404)
@@ -465,11 +474,11 @@ def activate(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "authn/activation_invalid.html", {"reason": reason}, status=410)
     if not phases.setup_open_for(link.user):
         return _setup_not_open(request, link.user)
-    if request.method == "POST":
+    if request.POST.get("begin"):
         if activation.activation_consume(token=token, request=request) is None:
             return render(request, "authn/activation_invalid.html", {"reason": "used"}, status=410)
         return redirect("authn:setup-password")
-    return render(request, "authn/activate.html", {"activation": link})
+    return render(request, "authn/activate.html", {"activation": link, "token": token})
 
 
 def _setup_user_or_redirect(request: HttpRequest) -> User | HttpResponse:

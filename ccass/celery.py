@@ -6,6 +6,8 @@ import os
 
 from celery import Celery
 
+from ccass import task_logs  # noqa: F401 - connects the task lifecycle logs
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ccass.settings")
 
 app = Celery("ccass")

@@ -40,7 +40,9 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "two_factor",
+    "csp",
     "ccass",
+    "outbox",
     "participants",
     "audit",
     "migration",
@@ -50,6 +52,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -58,6 +61,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "authn.middleware.SessionTimeoutMiddleware",
+    "authn.middleware.NoStoreMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -102,14 +106,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Celery: a real broker when REDIS_URL is set, otherwise tasks run in-process.
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
-CELERY_RESULT_BACKEND = REDIS_URL or None
+# Nothing reads task results: no result backend, so a request never waits on one.
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL or env_bool("CELERY_TASK_ALWAYS_EAGER")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
@@ -118,6 +128,36 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A web request that queues work must not wait on a broker that is down or frozen: one
+# second to connect or answer, no publish retries. What was not queued is left to the
+# outbox sweep below (every minute), so nothing is lost.
+BROKER_TIMEOUT_SECONDS = env_int("BROKER_TIMEOUT_SECONDS", 1)
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_TIMEOUT_SECONDS
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": BROKER_TIMEOUT_SECONDS,
+    "socket_timeout": BROKER_TIMEOUT_SECONDS,
+    "retry_on_timeout": False,
+}
+CELERY_TASK_PUBLISH_RETRY = False
+# The outbox sweep: every minute, whatever a lost wake-up or a dead worker left behind.
+OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 60)
+CELERY_BEAT_SCHEDULE = {
+    "outbox-sweep": {
+        "task": "outbox.tasks.outbox_relay",
+        "schedule": float(OUTBOX_SWEEP_SECONDS),
+        # A sweep not picked up before the next one is due is dropped, not piled up.
+        "options": {"expires": float(OUTBOX_SWEEP_SECONDS)},
+    },
+}
+
+# The outbox (outbox/relay.py): a failed send is tried again after OUTBOX_RETRY_BASE_SECONDS,
+# doubling up to OUTBOX_RETRY_MAX_SECONDS, until OUTBOX_DEADLINE_SECONDS after it was queued
+# (an OTP email's deadline is its code's validity); then it is marked failed for staff.
+OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 60)
+OUTBOX_RETRY_MAX_SECONDS = env_int("OUTBOX_RETRY_MAX_SECONDS", 60 * 60)
+OUTBOX_DEADLINE_SECONDS = env_int("OUTBOX_DEADLINE_SECONDS", 24 * 60 * 60)
+# How long one relay task sends before it hands the rest to another (a chunk of a batch).
+OUTBOX_RELAY_SECONDS = env_int("OUTBOX_RELAY_SECONDS", 30)
 
 AUTH_USER_MODEL = "participants.User"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
@@ -161,12 +201,30 @@ CSRF_COOKIE_HTTPONLY = True
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if not DEBUG else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# A load balancer probes the health endpoints over plain HTTP; a redirect would fail them.
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz)$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# Content security policy (django-csp): scripts and styles only from the portal's own
+# static files, so an injected <script> or style attribute does nothing. The QR code is
+# inline SVG made of presentation attributes, which style-src does not govern.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 # Login throttling: after LOGIN_FREE_FAILURES consecutive failures each further
 # failure makes the account wait, doubling from LOGIN_LOCKOUT_BASE_SECONDS.
@@ -199,6 +257,10 @@ SMARTCARD_VERIFY_HEADER = env_str("SMARTCARD_VERIFY_HEADER", "HTTP_X_SSL_CLIENT_
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", ["127.0.0.1", "::1"])
 SMARTCARD_TRUSTED_PROXIES = env_list("SMARTCARD_TRUSTED_PROXIES", TRUSTED_PROXIES)
 SMARTCARD_DEMO = DEBUG and env_bool("SMARTCARD_DEMO", default=True)
+# The secret the front proxy sends in PROXY_SECRET_HEADER on every request (deploy/nginx.conf):
+# without it, card headers and X-Real-IP are not believed, whatever the address.
+PROXY_SECRET = env_str("PROXY_SECRET")
+PROXY_SECRET_HEADER = "HTTP_X_PROXY_SECRET"
 
 # Email: SMTP when EMAIL_HOST is set, otherwise a local outbox folder.
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "HKEX Terminal Access <no-reply@ccass.example>")
@@ -212,6 +274,8 @@ if EMAIL_HOST:
     EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 else:
     EMAIL_BACKEND = "common.mail.OutboxBackend"
+# An SMTP server that stops answering must not hold the relay (and its row lock) for long.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hant", _("Traditional Chinese"))]
@@ -223,13 +287,34 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "var" / "staticfiles")))
+# With DEBUG off, collectstatic writes hashed names (portal.3f2a....css) that the front proxy
+# may cache for a year; a new release has new names. DEBUG and tests serve the plain files.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage."
+        + ("StaticFilesStorage" if DEBUG or TESTING else "ManifestStaticFilesStorage")
+    },
+}
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 
+# Logs go to standard output/error for the process manager (journald) to collect: one JSON
+# object a line (common.logging) in production, plain text in development.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not json or text")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"celery": {"level": "WARNING"}, "kombu": {"level": "WARNING"}},
+    "formatters": {
+        "json": {"()": "common.logging.JsonLinesFormatter"},
+        "text": {"()": "common.logging.TextFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # The worker says which task it received and how it ended (celery at INFO); the
+    # broker client's chatter stays out.
+    "loggers": {"celery": {"level": "INFO"}, "kombu": {"level": "WARNING"}},
 }

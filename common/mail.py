@@ -16,14 +16,18 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 
-def send_templated(name: str, *, to: Sequence[str], context: dict[str, Any]) -> None:
-    """Send emails/<name>-subject.txt, -body.txt and -body.html (English first, then Chinese)."""
+def templated_message(
+    name: str, *, to: Sequence[str], context: dict[str, Any], headers: dict[str, str] | None = None
+) -> EmailMultiAlternatives:
+    """Build emails/<name>-subject.txt, -body.txt and -body.html (English first, then Chinese)."""
     subject = " ".join(render_to_string(f"emails/{name}-subject.txt", context).split())
     body = render_to_string(f"emails/{name}-body.txt", context)
     html = render_to_string(f"emails/{name}-body.html", context)
-    message = EmailMultiAlternatives(subject, body, settings.DEFAULT_FROM_EMAIL, list(to))
+    message = EmailMultiAlternatives(
+        subject, body, settings.DEFAULT_FROM_EMAIL, list(to), headers=headers or {}
+    )
     message.attach_alternative(html, "text/html")
-    message.send()
+    return message
 
 
 class OutboxBackend(BaseEmailBackend):

@@ -11,7 +11,6 @@ import dataclasses
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
@@ -23,6 +22,7 @@ from authn.activation import activation_send
 from authn.devices import otp_devices_remove
 from dms import bulk
 from dms.models import BulkEmailBatch, BulkStatus, ChangeRequest, RequestKind
+from dms.notifications import email_changed_notify
 from dms.refusals import RequestRefused
 from migration import phases
 from participants.models import Participant, Role, User, UserStatus
@@ -93,8 +93,6 @@ def _activation(approval: Approval, target: User) -> None:
 
 def email_set(*, user: User, email: str, registered_by: User) -> None:
     """Record the user's designated email and tell both the old and the new address."""
-    from dms.tasks import email_changed_notify
-
     old = user.email
     _bump(
         user,
@@ -102,8 +100,7 @@ def email_set(*, user: User, email: str, registered_by: User) -> None:
         email_registered_by=registered_by,
         email_registered_at=timezone.now(),
     )
-    user_id = user.pk
-    transaction.on_commit(lambda: email_changed_notify.delay(user_id, old, email))
+    email_changed_notify(user=user, old=old, new=email)
 
 
 class EmailRegister(Applier):

@@ -12,14 +12,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, OuterRef, Subquery
-from django.db.models.functions import Lower
+from django.db.models.functions import JSONObject, Lower
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record, audit_record_many
-from authn.activation import activation_email_send
+from authn.emails import ACTIVATION
 from dms.models import (
     BulkEmailBatch,
     BulkEmailRow,
@@ -29,9 +29,10 @@ from dms.models import (
     ChangeRequest,
     RequestKind,
 )
-from dms.notifications import email_changed_notify
+from dms.notifications import email_changed_notify_many
 from dms.refusals import RequestForbidden, RequestRefused
 from migration import phases
+from outbox.services import email_queue_many
 from participants.models import User, normalize_email
 
 HEADER_NAMES = {"login id", "login_id", "loginid", "user id", "user_id", "userid"}
@@ -258,8 +259,6 @@ def bulk_apply(*, change: ChangeRequest, acting_user: User, request: HttpRequest
     Called by the bulk applier inside request_approve's transaction: a failure anywhere
     leaves no row changed. The number of queries does not depend on the number of rows.
     """
-    from dms.tasks import bulk_notify
-
     batch = BulkEmailBatch.objects.select_for_update().get(change_request=change)
     rows = BulkEmailRow.objects.filter(
         batch=batch, outcome__in=[BulkOutcome.REGISTER, BulkOutcome.CHANGE]
@@ -308,32 +307,19 @@ def bulk_apply(*, change: ChangeRequest, acting_user: User, request: HttpRequest
         participant=change.participant,
         detail={"batch": batch.pk, "request": change.pk, "users": updated},
     )
-    batch_id = batch.pk
-    transaction.on_commit(lambda: bulk_notify.delay(batch_id))
-
-
-def bulk_notify_send(*, batch_id: int) -> None:
-    """Tell each user whose email the batch set, at the old and the new address."""
-    rows = BulkEmailRow.objects.filter(
-        batch_id=batch_id, outcome__in=[BulkOutcome.REGISTER, BulkOutcome.CHANGE]
-    ).values_list("user_id", "previous_email", "email")
-    for user_id, old, new in rows.iterator(chunk_size=2000):
-        email_changed_notify(user_id=user_id, old=old, new=new)
-    _activations_send(batch_id=batch_id)
-
-
-def _activations_send(*, batch_id: int) -> None:
-    """Send activation emails to the users whose first email the batch registered, when
-    2FA setup is open for their terminal (PRODUCT.md: every user with a registered email)."""
-    users = User.objects.select_related("participant__terminal__programme").filter(
-        pk__in=BulkEmailRow.objects.filter(batch_id=batch_id, outcome=BulkOutcome.REGISTER).values(
-            "user_id"
-        ),
-        two_factor_ready_at__isnull=True,
+    # The emails, in the same transaction and a fixed number of statements: the notices at
+    # the old and new addresses, and an activation email to each user whose first email
+    # this is, when 2FA setup is open for them (PRODUCT.md: every user with a registered email).
+    email_changed_notify_many(rows=rows)
+    email_queue_many(
+        kind=ACTIVATION,
+        source=User.objects.filter(
+            pk__in=rows.filter(outcome=BulkOutcome.REGISTER).values("user_id"),
+            two_factor_ready_at__isnull=True,
+        ).filter(phases.setup_open_filter("participant__terminal")),
+        to=F("email"),
+        params=JSONObject(user_id=F("pk")),
     )
-    for user in users.iterator(chunk_size=500):
-        if phases.setup_open_for(user):
-            activation_email_send(user_id=user.pk)
 
 
 def bulk_result_rows(batch: BulkEmailBatch) -> Iterator[list[str]]:

@@ -1,46 +1,90 @@
-"""Emails about maker-checker requests (sent from tasks)."""
+"""The emails dms sends through the outbox: a request waits for a checker; an email changed.
+
+Queued in the transaction of the change that causes them (`outbox.services`); written when
+the relay sends them, by the composers registered here.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import JSONObject
 from django.urls import reverse
 
-from common.mail import send_templated
 from dms.models import ChangeRequest
+from outbox.composers import Composer, NothingToSend, register
+from outbox.models import OutboxEmail
+from outbox.services import email_queue, email_queue_many
 from participants.models import DaDuty, Role, User
 
+REQUEST_WAITING = "request-waiting"
+EMAIL_CHANGED = "email-changed"
 
-def checkers_notify(*, change_id: int) -> None:
+
+def checkers_notify(*, change: ChangeRequest) -> None:
     """Tell the firm's checkers that a request waits for them."""
-    change = ChangeRequest.objects.select_related("participant", "maker", "target").get(
-        pk=change_id
-    )
     checkers = User.objects.for_participant(change.participant).filter(
         role=Role.DA, da_duty__in=[DaDuty.CHECKER, DaDuty.BOTH], status="active"
     )
     if not change.participant.single_da_allowed:
         checkers = checkers.exclude(pk=change.maker_id)
-    addresses = sorted({checker.email for checker in checkers if checker.email})
-    if not addresses:
-        return
-    send_templated(
-        "request-waiting",
-        to=addresses,
-        context={
-            "change": change,
-            "link": settings.SITE_URL + reverse("dms:request-list"),
-        },
+    addresses = sorted(set(checkers.exclude(email="").values_list("email", flat=True)))
+    email_queue(kind=REQUEST_WAITING, to=addresses, params={"change_id": change.pk})
+
+
+def email_changed_notify(*, user: User, old: str, new: str) -> None:
+    """Tell the user at both addresses that their designated email changed."""
+    email_queue(
+        kind=EMAIL_CHANGED, to=[old, new], params={"user_id": user.pk, "old": old, "new": new}
     )
 
 
-def email_changed_notify(*, user_id: int, old: str, new: str) -> None:
-    """Tell the user at both addresses that their designated email changed."""
-    user = User.objects.select_related("participant__terminal").get(pk=user_id)
-    context = {
+def email_changed_notify_many(*, rows: QuerySet[Any]) -> int:
+    """Queue the same notice for each of `rows` (with user_id, previous_email and email),
+    at the old address and at the new one, in two statements whatever their number."""
+    params = JSONObject(user_id=F("user_id"), old=F("previous_email"), new=F("email"))
+    queued = email_queue_many(
+        kind=EMAIL_CHANGED,
+        source=rows.exclude(Q(previous_email="") | Q(previous_email=F("email"))),
+        to=F("previous_email"),
+        params=params,
+    )
+    return queued + email_queue_many(
+        kind=EMAIL_CHANGED, source=rows.exclude(email=""), to=F("email"), params=params
+    )
+
+
+def _request_waiting_context(row: OutboxEmail) -> dict[str, Any]:
+    change = (
+        ChangeRequest.objects.select_related("participant", "maker", "target")
+        .filter(pk=row.params.get("change_id"))
+        .first()
+    )
+    if change is None:
+        raise NothingToSend("The request no longer exists")
+    return {"change": change, "link": settings.SITE_URL + reverse("dms:request-list")}
+
+
+def _email_changed_context(row: OutboxEmail) -> dict[str, Any]:
+    user = (
+        User.objects.select_related("participant__terminal")
+        .filter(pk=row.params.get("user_id"))
+        .first()
+    )
+    if user is None:
+        raise NothingToSend("The user no longer exists")
+    return {
         "user": user,
-        "old": old,
-        "new": new,
+        "old": row.params.get("old", ""),
+        "new": row.params.get("new", ""),
         "terminal": user.participant.terminal if user.participant else None,
     }
-    for address in [a for a in (old, new) if a]:
-        send_templated("email-changed", to=[address], context=context)
+
+
+def register_emails() -> None:
+    register(
+        REQUEST_WAITING, Composer(template="request-waiting", context=_request_waiting_context)
+    )
+    register(EMAIL_CHANGED, Composer(template="email-changed", context=_email_changed_context))

@@ -20,6 +20,7 @@ from audit.models import AuditAction, Outcome
 from audit.services import audit_record
 from dms.appliers import APPLIERS, Applier, Approval, audit_payload
 from dms.models import ChangeRequest, RequestStatus
+from dms.notifications import checkers_notify
 from dms.refusals import RequestForbidden, RequestRefused
 from participants.models import User
 
@@ -89,15 +90,8 @@ def request_make(
         participant=participant,
         detail={"request": change.pk, "kind": kind, **audit_payload(payload)},
     )
-    _notify_checkers(change)
+    checkers_notify(change=change)
     return change
-
-
-def _notify_checkers(change: ChangeRequest) -> None:
-    from dms.tasks import checkers_notify
-
-    change_id = change.pk
-    transaction.on_commit(lambda: checkers_notify.delay(change_id))
 
 
 def can_check(change: ChangeRequest, acting_user: User) -> bool:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.db.models import Q
+
 from migration.models import Phase, Programme
 from participants.models import Participant, Terminal, User
 
@@ -56,6 +58,12 @@ def setup_open_for(user: User) -> bool:
     if user.participant is None:
         return False
     return setup_open(user.participant.terminal)
+
+
+def setup_open_filter(terminal_path: str) -> Q:
+    """Return a filter for rows whose terminal (at `terminal_path`) has 2FA setup open now."""
+    open_phases = [phase for phase in Phase if phase.allows_2fa_setup]
+    return Q(**{f"{terminal_path}__programme__phase__in": open_phases})
 
 
 def da_email_registration_open(participant: Participant) -> bool:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -22,11 +24,61 @@ class ParticipantAdmin(admin.ModelAdmin):
     search_fields = ["participant_id", "name"]
 
 
+class SmartcardForm(forms.ModelForm):
+    """A card with its smartcard password, which is hashed and never shown."""
+
+    card_password = forms.CharField(
+        label=_("smartcard password"),
+        strip=False,
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Required for a new card. Leave blank to keep the current password."),
+    )
+
+    class Meta:
+        model = Smartcard
+        # Never password_hash: the hash is neither shown nor typed in.
+        fields = ["user", "serial", "fingerprint_sha256", "valid_from", "valid_to", "revoked_at"]
+
+    def clean_card_password(self) -> str:
+        password = self.cleaned_data["card_password"]
+        if not password and self.instance._state.adding:
+            raise ValidationError(
+                _("A new card needs a smartcard password."), code="card_password_required"
+            )
+        return password
+
+    def save(self, commit: bool = True) -> Smartcard:
+        card = super().save(commit=False)
+        if self.cleaned_data["card_password"]:
+            card.set_password(self.cleaned_data["card_password"])
+        if commit:
+            card.save()
+            self.save_m2m()
+        return card
+
+
+class SmartcardInlineForm(SmartcardForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A registered card keeps its certificate, but a new row must be able to give one:
+        # a read-only field would save the new card without a fingerprint.
+        if not self.instance._state.adding:
+            self.fields["fingerprint_sha256"].disabled = True
+
+
 class SmartcardInline(admin.TabularInline):
     model = Smartcard
+    form = SmartcardInlineForm
     extra = 0
-    fields = ["serial", "fingerprint_sha256", "valid_from", "valid_to", "revoked_at"]
-    readonly_fields = ["fingerprint_sha256"]
+    fields = [
+        "serial",
+        "fingerprint_sha256",
+        "valid_from",
+        "valid_to",
+        "revoked_at",
+        "card_password",
+    ]
     can_delete = False
 
 
@@ -77,6 +129,7 @@ class SmartcardAdmin(admin.ModelAdmin):
     search_fields = ["serial", "fingerprint_sha256", "user__login_id"]
     list_select_related = ["user"]
     raw_id_fields = ["user"]
+    form = SmartcardForm
     exclude = ["password_hash"]
 
 

@@ -9,7 +9,7 @@ import pytest
 from ccass.celery import app as celery_app
 from migration.models import Phase
 from tests import factories
-from tests.helpers import TOTP
+from tests.helpers import PROXY_SECRET, TOTP
 
 # Marker policy (postgres, worker, browser, nginx): skip when a service is absent,
 # fail instead in CI. pytest registers the hooks found in this module, imported ones too.
@@ -23,6 +23,7 @@ def _portal_settings(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.PROXY_SECRET = PROXY_SECRET
     settings.SITE_URL = "http://testserver"
     settings.STORAGES = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

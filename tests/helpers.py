@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from django.test import Client
@@ -60,3 +61,32 @@ def log_in_with_app(client: Client, user, *, scope: str = "online", terminal: st
     response = otp_step(client, TOTP().code(device), scope=scope, terminal=terminal)
     assert response.status_code == 302, response.content.decode()[:2000]
     return response
+
+
+# The secret the front proxy shares with the portal in tests (conftest sets PROXY_SECRET).
+PROXY_SECRET = "test-proxy-secret"
+
+
+# Activation links carry their token in the fragment: /activate/#<token>.
+ACTIVATION_LINK = re.compile(r"https?://[^\s\"<>#]+/activate/#[A-Za-z0-9_-]+")
+
+
+def activation_link(body: str) -> str:
+    """Return the (first) activation link in an email body."""
+    found = ACTIVATION_LINK.search(body)
+    assert found, body
+    return found.group(0)
+
+
+def link_token(link: str) -> str:
+    return link.split("#", 1)[1]
+
+
+def open_link(client: Client, link: str):
+    """Open an activation link as the browser does: the page's script posts the fragment."""
+    return client.post(reverse("authn:activate"), {"token": link_token(link)})
+
+
+def begin_setup(client: Client, link: str):
+    """Press "Begin setup" on the activation page, which uses the link up."""
+    return client.post(reverse("authn:activate"), {"token": link_token(link), "begin": "1"})

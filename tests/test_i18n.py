@@ -11,10 +11,11 @@ from django.urls import reverse
 from django.utils import translation
 
 from authn.activation import activation_send
-from authn.otp import email_otp_send
+from authn.otp import email_otp_challenge
 from common import i18n
 from migration.models import Phase
 from tests import factories
+from tests.helpers import activation_link
 
 pytestmark = pytest.mark.django_db
 
@@ -124,7 +125,7 @@ def test_switching_back_to_english(client, ccass_parallel_run):
         "/login/ccass/otp/online/",
         "/login/ccass/otp/dms/",
         "/login/ccass/smartcard/functions/",
-        "/activate/not-a-real-token/",
+        "/activate/",
     ],
 )
 def test_every_page_has_a_language_switch(client, ccass_parallel_run, url):
@@ -224,7 +225,7 @@ def test_activation_email_is_english_then_chinese(
     )
     english_subject = "Set up two-factor authentication for your terminal login"
     assert mail.subject == f"{english_subject} / {_in_chinese(english_subject)}"
-    link = re.search(r"http://testserver/activate/[^/\s]+/", mail.body).group(0)
+    link = activation_link(mail.body)
     assert mail.body.count(link) == 2 and _html(mail).count(link) == 4
 
 
@@ -238,9 +239,12 @@ def test_activation_email_is_english_first_whatever_language_is_active(
     assert mail.subject.startswith("Set up two-factor authentication")
 
 
-def test_otp_email_is_english_then_chinese(ccass_parallel_run, mailoutbox):
+def test_otp_email_is_english_then_chinese(
+    ccass_parallel_run, mailoutbox, django_capture_on_commit_callbacks
+):
     device = factories.EmailOTPDeviceFactory(user=factories.UserFactory(login_id="B10000U32"))
-    email_otp_send(device_id=device.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        email_otp_challenge(device=device, request=None)
     (mail,) = mailoutbox
     assert mail.to == [device.user.email]
     code = re.search(r"Your one-time password is (\d{6})\.", mail.body).group(1)

@@ -30,6 +30,7 @@ from kombu import Exchange, Queue
 from authn.models import EmailOTPDevice
 from authn.secrets import secret_hash
 from ccass.celery import app as celery_app
+from outbox.models import EmailStatus, OutboxEmail
 from tests.helpers import otp_step, password_step
 
 pytestmark = [
@@ -196,30 +197,32 @@ def test_email_code_login_through_live_worker(client, email_user, live_worker, p
     response = password_step(client, email_user.login_id)
     assert response.status_code == 302, response.content.decode()[:2000]
 
-    # The web process sent one message, to this test's queue, carrying only the device id.
+    # The web process sent one message, to this test's queue: "relay the outbox", no arguments.
     assert len(published) == 1, published
     message = published[0]
-    assert message["task"] == "authn.tasks.email_otp_deliver"
+    assert message["task"] == "outbox.tasks.outbox_relay"
     assert message["routing_key"] == live_worker.queue
     args, kwargs, _embed = message["body"]
-    assert list(args) == [device.pk] and kwargs == {}
+    assert list(args) == [] and kwargs == {}
 
     code = _wait_for_code(live_worker, Path(settings.EMAIL_OUTBOX_DIR), email_user.email)
     elapsed = time.monotonic() - started
 
-    # The code exists only in the email: the database holds its keyed hash, and the
-    # broker message (sent before the code existed) does not contain it.
+    # The code exists only in the email: the database holds its keyed hash, the outbox row
+    # names the device only, and the broker message (sent before the code existed) has none.
     device.refresh_from_db()
     assert device.token_hash == secret_hash("email-otp", code)
-    assert code not in device.token_hash
+    row = OutboxEmail.objects.get()
+    assert row.params == {"device_id": device.pk}
     headers = message["headers"]
     carried = json.dumps([message["body"], headers.get("argsrepr"), headers.get("kwargsrepr")])
     assert code not in carried
-
-    # The task finished cleanly; its (empty) result is not left in Redis.
-    result = celery_app.AsyncResult(headers["id"])
-    assert result.get(timeout=MAIL_WAIT_SECONDS) is None
-    result.forget()
+    # The worker marked it sent once; nothing is left for the sweep.
+    deadline = time.monotonic() + MAIL_WAIT_SECONDS
+    while row.status != EmailStatus.SENT and time.monotonic() < deadline:
+        time.sleep(0.1)
+        row.refresh_from_db()
+    assert (row.status, row.attempts) == (EmailStatus.SENT, 1)
 
     response = otp_step(client, code)
     assert response.status_code == 302, response.content.decode()[:2000]

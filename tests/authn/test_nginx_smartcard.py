@@ -32,6 +32,7 @@ from audit.models import AuditEvent
 from participants.models import Smartcard
 from tests import certs, factories
 from tests.factories import CARD_PASSWORD
+from tests.helpers import PROXY_SECRET
 
 pytestmark = pytest.mark.nginx
 
@@ -100,6 +101,8 @@ def render_config(prefix: Path, *, pki: Pki, port: int, upstream: str) -> Path:
         "__CLIENT_CA__": str(pki.ca_path),
         "__UPSTREAM__": upstream,
         "__STATIC_ROOT__": str(static_root),
+        "__PROXY_SECRET__": PROXY_SECRET,
+        "__ACCESS_LOG__": str(prefix / "access.log"),
     }
     text = DEPLOY_CONF.read_text()
     for placeholder, value in substitutions.items():
@@ -185,6 +188,7 @@ def portal(nginx, settings, transactional_db, django_db_serialized_rollback) -> 
     rollback restores the terminals and programmes its flush deletes.
     """
     settings.SMARTCARD_TRUSTED_PROXIES = ["127.0.0.1"]  # nginx connects from loopback
+    settings.PROXY_SECRET = PROXY_SECRET  # what nginx sends in X-Proxy-Secret
     # As with DEBUG off (the test run imported the settings with DEBUG on, so set them):
     # the request is HTTPS when nginx says so in X-Forwarded-Proto, and cookies are
     # secure-only. CSRF then wants Origin (or, without it, Referer) to be https:// plus the
@@ -331,17 +335,23 @@ def forged_headers(card: certs.Issued) -> dict[str, str]:
     return {"X-SSL-Client-Cert": card.escaped_pem, "X-SSL-Client-Verify": "SUCCESS"}
 
 
-def test_the_forged_headers_would_be_believed_straight_from_loopback(
-    portal, pki, card_user, live_server
+@pytest.mark.parametrize("secret", [None, "guessed-secret"])
+def test_forged_headers_straight_from_loopback_are_refused_and_audited(
+    portal, pki, card_user, live_server, secret
 ):
-    """The control for the forgery tests: only nginx stands between a forger and the portal."""
-    request = urllib.request.Request(
-        live_server.url + smartcard_path(),
-        headers={**forged_headers(pki.card), "X-Forwarded-Proto": "https"},
-    )
-    with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as reply:
-        assert reply.status == 200
-        assert f"Card {pki.card.serial} read." in reply.read().decode()
+    """Another process on the web host calls the app server directly, past nginx, with a
+    user's public certificate: without the secret nginx shares with the portal, refused."""
+    headers = {**forged_headers(pki.card), "X-Forwarded-Proto": "https"}
+    if secret is not None:
+        headers["X-Proxy-Secret"] = secret
+    request = urllib.request.Request(live_server.url + smartcard_path(), headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT)
+    assert refused.value.code == 403
+    body = refused.value.read().decode()
+    assert "Your smartcard could not be read through the secure connection." in body
+    assert f"Card {pki.card.serial} read." not in body
+    assert login_audit() == [("failure", "smartcard", "card_untrusted", "127.0.0.1")]
 
 
 def test_forged_card_headers_without_a_card_are_refused(portal, pki, card_user):

@@ -17,7 +17,15 @@ from authn.activation import activation_send
 from authn.models import ActivationToken, BackupCode, EmailOTPDevice
 from migration.models import Phase
 from tests import factories
-from tests.helpers import TOTP, otp_step, password_step
+from tests.helpers import (
+    TOTP,
+    activation_link,
+    begin_setup,
+    link_token,
+    open_link,
+    otp_step,
+    password_step,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +45,7 @@ def _send_activation(user, django_capture_on_commit_callbacks, mailoutbox) -> st
     with django_capture_on_commit_callbacks(execute=True):
         activation_send(user=user, acting_user=None)
     body = mailoutbox[-1].body
-    return re.search(r"http://testserver(/activate/[^/\s]+/)", body).group(1)
+    return activation_link(body)
 
 
 @pytest.fixture
@@ -46,7 +54,7 @@ def link(newcomer, django_capture_on_commit_callbacks, mailoutbox):
 
 
 def _choose_password(client, link, password=NEW_PASSWORD):
-    client.post(link)
+    begin_setup(client, link)
     return client.post(
         reverse("authn:setup-password"), {"password1": password, "password2": password}
     )
@@ -72,14 +80,14 @@ def test_activation_email_is_bilingual_with_english_first(newcomer, link, mailou
 
 
 def test_activation_token_is_stored_hashed(link):
-    token = link.rstrip("/").rsplit("/", 1)[1]
+    token = link_token(link)
     stored = ActivationToken.objects.get()
     assert token not in stored.token_hash
 
 
 def test_full_setup_with_app_then_login(client, newcomer, link):
-    assert client.get(link).status_code == 200
-    assert "Begin setup" in client.get(link).content.decode()
+    assert open_link(client, link).status_code == 200
+    assert "Begin setup" in open_link(client, link).content.decode()
     assert _choose_password(client, link)["Location"] == reverse("authn:setup-channel")
     client.post(reverse("authn:setup-channel"), {"channel": "app"})
     page = client.get(reverse("authn:setup-verify")).content.decode()
@@ -127,41 +135,52 @@ def test_full_setup_with_email_channel(
 
 
 def test_activation_link_works_once(client, link):
-    client.post(link)
-    again = client.get(link)
+    begin_setup(client, link)
+    again = open_link(client, link)
     assert again.status_code == 410
     assert "already been used" in again.content.decode()
     other_browser = client.__class__()
-    assert other_browser.post(link).status_code == 410
+    assert begin_setup(other_browser, link).status_code == 410
 
 
 def test_activation_link_expires(client, link, settings):
     with time_machine.travel(dt.timedelta(hours=settings.ACTIVATION_LINK_HOURS, seconds=1)):
-        response = client.get(link)
+        response = open_link(client, link)
     assert response.status_code == 410
     assert "expired" in response.content.decode()
 
 
 def test_activation_link_valid_until_expiry(client, link, settings):
     with time_machine.travel(dt.timedelta(hours=settings.ACTIVATION_LINK_HOURS - 1)):
-        assert client.get(link).status_code == 200
+        assert open_link(client, link).status_code == 200
 
 
 def test_a_new_link_retires_the_old_one(
     client, newcomer, link, django_capture_on_commit_callbacks, mailoutbox
 ):
     newer = _send_activation(newcomer, django_capture_on_commit_callbacks, mailoutbox)
-    assert client.get(link).status_code == 410
-    assert client.get(newer).status_code == 200
+    assert open_link(client, link).status_code == 410
+    assert open_link(client, newer).status_code == 200
 
 
 def test_unknown_link_is_404(client, parallel_run):
-    assert client.get(reverse("authn:activate", args=["nonsense"])).status_code == 404
+    assert open_link(client, "http://testserver/activate/#nonsense").status_code == 404
+    assert begin_setup(client, "http://testserver/activate/#nonsense").status_code == 404
 
 
-def test_opening_the_link_with_get_does_not_use_it(client, link):
-    client.get(link)
-    client.get(link)
+def test_the_link_page_reads_the_token_from_the_fragment(client, parallel_run):
+    # The browser never sends the fragment: the page itself carries no token, and its
+    # script (static/js/activate.js) posts it.
+    page = client.get(reverse("authn:activate"))
+    assert page.status_code == 200
+    assert reverse("authn:activate") == "/activate/"
+    assert 'id="activation-token" value=""' in page.content.decode()
+    assert "js/activate.js" in page.content.decode()
+
+
+def test_opening_the_link_does_not_use_it(client, link):
+    open_link(client, link)
+    open_link(client, link)
     assert ActivationToken.objects.get().used_at is None
 
 
@@ -195,7 +214,7 @@ def test_password_policy(client, link, password, message):
 
 
 def test_password_rules_are_shown_before_typing(client, link):
-    client.post(link)
+    begin_setup(client, link)
     page = client.get(reverse("authn:setup-password")).content.decode()
     assert "at least 12 characters" in page
     assert "login ID or your firm" in page
@@ -212,11 +231,11 @@ def test_setup_not_open_before_launch_says_when(
         Phase.EMAIL_REGISTRATION,
         planned_launch_at=timezone.make_aware(dt.datetime(2027, 6, 12, 9, 0)),
     )
-    response = client.get(link)
+    response = open_link(client, link)
     assert response.status_code == 403
     body = response.content.decode()
     assert "not open yet" in body and "12 June 2027" in body
-    assert client.post(link).status_code == 403
+    assert begin_setup(client, link).status_code == 403
     assert ActivationToken.objects.get().used_at is None
 
 
@@ -227,13 +246,13 @@ def test_setup_pages_need_an_opened_link(client, parallel_run):
 
 
 def test_setup_session_expires(client, link, settings):
-    client.post(link)
+    begin_setup(client, link)
     with time_machine.travel(dt.timedelta(seconds=settings.SETUP_SESSION_SECONDS + 1)):
         assert client.get(reverse("authn:setup-password")).status_code == 403
 
 
 def test_channel_needs_a_password_first(client, link):
-    client.post(link)
+    begin_setup(client, link)
     assert client.get(reverse("authn:setup-channel"))["Location"] == reverse("authn:setup-password")
 
 

@@ -19,6 +19,7 @@ from migration.models import Phase
 from participants.models import Smartcard
 from tests import certs, factories
 from tests.factories import CARD_PASSWORD
+from tests.helpers import PROXY_SECRET
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +58,11 @@ def through_proxy(
     card: certs.Issued | None, *, verify: str = "SUCCESS", remote: str = PROXY
 ) -> dict[str, str]:
     """The request as the proxy forwards it: its address, its verdict, the card certificate."""
-    meta = {"REMOTE_ADDR": remote, "HTTP_X_SSL_CLIENT_VERIFY": verify}
+    meta = {
+        "REMOTE_ADDR": remote,
+        "HTTP_X_PROXY_SECRET": PROXY_SECRET,
+        "HTTP_X_SSL_CLIENT_VERIFY": verify,
+    }
     if card is not None:
         meta["HTTP_X_SSL_CLIENT_CERT"] = card.escaped_pem
     return meta
@@ -193,7 +198,35 @@ def _unreadable(ca, user):
     return meta
 
 
+def _registered_card(ca, user):
+    issued = certs.make_card_cert(ca)
+    register(issued, user)
+    return issued
+
+
+def _no_proxy_secret(ca, user):
+    # The proxy's address, a valid card, but not the secret the real proxy sends: any
+    # process on the web host could do this much by calling the app server directly.
+    meta = through_proxy(_registered_card(ca, user))
+    del meta["HTTP_X_PROXY_SECRET"]
+    return meta
+
+
+def _wrong_proxy_secret(ca, user):
+    return {**through_proxy(_registered_card(ca, user)), "HTTP_X_PROXY_SECRET": "guessed"}
+
+
 REFUSALS = [
+    (
+        _no_proxy_secret,
+        "card_untrusted",
+        "Your smartcard could not be read through the secure connection.",
+    ),
+    (
+        _wrong_proxy_secret,
+        "card_untrusted",
+        "Your smartcard could not be read through the secure connection.",
+    ),
     (_expired_in_register, "card_expired", "This smartcard has expired."),
     (_expired_certificate, "card_expired", "This smartcard has expired."),
     (_revoked, "card_revoked", "This smartcard has been revoked."),
@@ -286,6 +319,22 @@ def test_audit_takes_the_client_address_from_the_trusted_proxy_only(client, user
     login, logout = AuditEvent.objects.order_by("pk").values_list("ip", flat=True)
     assert login == "203.0.113.7"
     assert logout == "198.51.100.9"
+
+
+def test_the_client_address_header_needs_the_proxy_secret(client, user, card, settings):
+    settings.TRUSTED_PROXIES = [PROXY]
+    forged = {**through_proxy(card), "HTTP_X_REAL_IP": "203.0.113.7"}
+    del forged["HTTP_X_PROXY_SECRET"]
+    client.post(reverse("authn:logout"), **forged)
+    client.get(smartcard_url(), **forged)
+    assert set(AuditEvent.objects.values_list("ip", flat=True)) == {PROXY}
+
+
+def test_no_header_is_believed_without_a_configured_secret(client, user, card, settings):
+    settings.PROXY_SECRET = ""
+    response = card_login(client, {**through_proxy(card), "HTTP_X_PROXY_SECRET": ""}, user.login_id)
+    assert response.status_code == 403
+    assert login_audit() == [("failure", "smartcard", "card_untrusted", "")]
 
 
 def test_smartcard_login_is_refused_in_the_2fa_only_phase(client, user, card):

@@ -28,7 +28,7 @@ from dms.models import ChangeRequest, RequestKind, RequestStatus
 from participants.models import User, UserStatus
 from tests import certs, factories
 from tests.factories import CARD_PASSWORD, USER_PASSWORD
-from tests.helpers import TOTP, log_in_with_app, password_step
+from tests.helpers import PROXY_SECRET, TOTP, log_in_with_app, password_step
 
 pytestmark = pytest.mark.django_db
 
@@ -278,6 +278,7 @@ def _card_login(client: Client, user: User, ca: certs.Issued, entry: str, settin
         reverse("authn:smartcard-login", kwargs={"terminal": "ccass", "entry": entry}),
         {"login_id": user.login_id, "password": CARD_PASSWORD},
         REMOTE_ADDR=PROXY,
+        HTTP_X_PROXY_SECRET=PROXY_SECRET,
         HTTP_X_SSL_CLIENT_VERIFY="SUCCESS",
         HTTP_X_SSL_CLIENT_CERT=issued.escaped_pem,
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import re
 
 import pytest
 from django.test import Client
@@ -22,7 +21,7 @@ from authn.models import BackupCodeDevice, EmailOTPDevice
 from dms.models import ChangeRequest, RequestKind, RequestStatus
 from participants.models import DaDuty, User, UserStatus
 from tests import factories
-from tests.helpers import log_in_with_app, password_step
+from tests.helpers import activation_link, log_in_with_app, open_link, password_step
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +31,6 @@ ACTIVATION = "Set up two-factor authentication for your terminal login"
 MADE = "Request made. It takes effect when a checker approves it."
 APPROVED = "Request approved; it has taken effect."
 STALE = "The user was changed after this request was made"
-LINK = re.compile(r"http://testserver(/activate/[^/\s]+/)")
 
 
 @pytest.fixture
@@ -305,8 +303,8 @@ def test_otp_reset_removes_the_devices_and_sends_a_new_activation(
     (mail,) = mailoutbox
     assert mail.subject.startswith(ACTIVATION)
     assert mail.to == [user.email]
-    link = LINK.search(mail.body).group(1)
-    assert Client().get(link).status_code == 200
+    link = activation_link(mail.body)
+    assert open_link(Client(), link).status_code == 200
     assert {"otp_reset", "activation_sent"} <= set(actions(user=user))
 
 
@@ -317,8 +315,8 @@ def test_resend_activation_sends_a_new_link_and_retires_the_old_one(
     newcomer.refresh_from_db()
     with django_capture_on_commit_callbacks(execute=True):
         activation_send(user=newcomer, acting_user=None)
-    first = LINK.search(mailoutbox[-1].body).group(1)
-    assert Client().get(first).status_code == 200
+    first = activation_link(mailoutbox[-1].body)
+    assert open_link(Client(), first).status_code == 200
 
     ask(maker, newcomer, RequestKind.ACTIVATION_RESEND, django_capture_on_commit_callbacks)
     mailoutbox.clear()
@@ -327,10 +325,10 @@ def test_resend_activation_sends_a_new_link_and_retires_the_old_one(
     (mail,) = mailoutbox
     assert mail.subject.startswith(ACTIVATION)
     assert mail.to == ["b10000u05@firm.example"]
-    second = LINK.search(mail.body).group(1)
+    second = activation_link(mail.body)
     assert second != first
-    assert Client().get(first).status_code == 410
-    assert Client().get(second).status_code == 200
+    assert open_link(Client(), first).status_code == 410
+    assert open_link(Client(), second).status_code == 200
     assert actions(user=newcomer, action="activation_sent") == ["activation_sent"] * 2
 
 

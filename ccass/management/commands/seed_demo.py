@@ -6,8 +6,9 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -48,6 +49,13 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
+        # The demo staff account's password is printed in the README: it must never exist
+        # on a real deployment.
+        if not settings.DEBUG:
+            raise CommandError(
+                "seed_demo runs only with DEBUG on: it creates demo accounts with published "
+                "passwords. Create the first staff member with createsuperuser instead."
+            )
         now = timezone.now()
         programmes = {p.terminal.code: p for p in Programme.objects.select_related("terminal")}
         ccass, ccms = programmes["CCASS"], programmes["CCMS"]

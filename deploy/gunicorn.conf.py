@@ -1,0 +1,67 @@
+"""gunicorn settings for the portal's web process: `gunicorn -c deploy/gunicorn.conf.py ccass.wsgi`.
+
+Read by deploy/systemd/ccass-web.service; the environment file (/etc/ccass/portal.env) may
+set GUNICORN_BIND and GUNICORN_WORKERS.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+from common.logging import redact_secrets
+
+# Loopback only: nginx (deploy/nginx.conf) is the one client. Whoever reaches gunicorn
+# directly could set the X-Forwarded-Proto and smartcard headers that nginx overwrites.
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+
+_workers = os.environ.get("GUNICORN_WORKERS", "2")
+if not re.fullmatch(r"[1-9][0-9]*", _workers):
+    raise SystemExit(f"GUNICORN_WORKERS={_workers!r} is not a whole number of workers")
+# Sync workers; each Argon2 password hash takes ~100 MiB for a moment, so size the count
+# to memory as much as to cores (about two per core).
+workers = int(_workers)
+
+# A worker silent for 30 s is killed and replaced. The slowest request the portal serves
+# (a login's password hash, a firm's audit trail as CSV) takes a few seconds at most, and
+# nginx waits 60 s (proxy_read_timeout) for an answer: a stuck worker is recycled before
+# nginx gives up on it, and never holds a request for minutes.
+timeout = 30
+# On a restart or reload (SIGHUP), a worker has this long to finish the requests it holds.
+graceful_timeout = 30
+keepalive = 5
+# Replace each worker after about a thousand requests, so a slow leak cannot grow for ever;
+# the jitter keeps the workers from restarting together.
+max_requests = 1000
+max_requests_jitter = 100
+
+# No runtime control socket (gunicorn >= 25.1 opens one in $HOME by default): systemd
+# starts, stops and reloads the web process, and nothing else should be able to.
+control_socket_disable = True
+
+# X-Forwarded-* are believed from nginx on this host only.
+forwarded_allow_ips = "127.0.0.1"
+
+# Access log to stdout, error log to stderr: journald keeps both. The path (%(U)s) never
+# carries the query string, and the request line (%(r)s), the query (%(q)s) and the
+# Referer (%(f)s) are left out because they can; X-Real-IP is the client nginx saw.
+accesslog = "-"
+errorlog = "-"
+access_log_format = '%({x-real-ip}i)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
+
+
+class PortalLogger(Logger):
+    """gunicorn's logger, blanking an activation token in the path (the form links once had)."""
+
+    def atoms(
+        self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any
+    ) -> dict[str, Any]:
+        atoms = super().atoms(resp, req, environ, request_time)
+        atoms["U"] = redact_secrets(atoms.get("U") or "")
+        return atoms
+
+
+logger_class = PortalLogger

@@ -1,0 +1,70 @@
+"""How each kind of email is written: a composer per kind, registered by the app that owns it.
+
+The outbox sits below the apps whose emails it carries, so it cannot import them: each app
+registers its composers when it is ready (`authn.emails`, `dms.emails`), and the relay asks
+the registry at send time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.utils.crypto import salted_hmac
+
+from outbox.models import OutboxEmail
+
+
+class NothingToSend(Exception):
+    """What the email was about is gone (a device, a user): the email is cancelled."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Composer:
+    # emails/<template>-subject.txt, -body.txt and -body.html
+    template: str
+    # Return the template's context for the row, at send time.
+    context: Callable[[OutboxEmail], dict[str, Any]]
+    # Done once per row, in a transaction committed before the first send (e.g. issue the
+    # code or link the email carries, from `row_secret`, so that a resend carries the same).
+    prepare: Callable[[OutboxEmail], None] | None = None
+    # How long the email is worth sending for; OUTBOX_DEADLINE_SECONDS by default.
+    lifetime: Callable[[], dt.timedelta] | None = None
+    # Whether staff may send a failed one again (a code that expired may not).
+    retryable: bool = True
+
+    def deadline_from(self, now: dt.datetime) -> dt.datetime:
+        lifetime = (
+            self.lifetime()
+            if self.lifetime is not None
+            else dt.timedelta(seconds=settings.OUTBOX_DEADLINE_SECONDS)
+        )
+        return now + lifetime
+
+
+_REGISTRY: dict[str, Composer] = {}
+
+
+def register(kind: str, composer: Composer) -> None:
+    _REGISTRY[kind] = composer
+
+
+def composer_for(kind: str) -> Composer:
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        raise LookupError(f"No composer is registered for emails of kind {kind!r}") from None
+
+
+def row_secret(row: OutboxEmail, purpose: str) -> bytes:
+    """Return 32 secret bytes that belong to this email alone, the same every time.
+
+    A code or a link is derived from the row, never stored: a resend after a crash (the
+    server accepted the message, the worker died before marking it sent) carries the same
+    code or link as the first, so the one the user already has keeps working.
+    """
+    value = f"{purpose}:{row.pk}:{row.created_at.isoformat()}"
+    return salted_hmac("outbox.row-secret", value, algorithm="sha256").digest()
