@@ -50,6 +50,9 @@ autovacuum would soon after such a load in production: without statistics the
 planner takes a 10,000-user firm for a few dozen rows, and the users list then
 joins every one of them before sorting (about 12 ms instead of 2).
 
+4. The outbox relay: 10,000 emails (BENCH_RELAY_EMAILS) through a real worker to an SMTP
+   sink, against a bare loop of send_mail to the same sink (tests/bench_relay.py).
+
 Each figure is printed on stdout as `<name>: <value> <unit>`; the last line says
 whether the goal is met: login at most GOAL_RATIO times the hash and at most
 GOAL_QUERIES queries a step; bulk registration at most GOAL_BULK_RATIO times the
@@ -135,6 +138,7 @@ class Knobs:
     count_rounds: int
     bulk_rounds: int
     list_rounds: int
+    relay_emails: int
 
 
 @dataclass
@@ -180,6 +184,7 @@ def main() -> int:
         count_rounds=_env_int("BENCH_COUNT_ROUNDS", 3, minimum=1),
         bulk_rounds=_env_int("BENCH_BULK_ROUNDS", 3, minimum=1),
         list_rounds=_env_int("BENCH_LIST_ROUNDS", 30, minimum=1),
+        relay_emails=_env_int("BENCH_RELAY_EMAILS", 10_000, minimum=1),
     )
 
     sqlite_folder = None
@@ -233,6 +238,7 @@ def _run(knobs: Knobs) -> int:
         _login_bench(knobs),
         _bulk_bench(knobs),
         _list_bench(knobs),
+        _relay_bench(knobs),
     ]
     for section in sections:
         for line in section.figures:
@@ -246,6 +252,14 @@ def _run(knobs: Knobs) -> int:
         for line in section.details:
             print(f"# {line}", file=sys.stderr)
     return 0
+
+
+def _relay_bench(knobs: Knobs) -> Section:
+    from tests.bench_relay import relay_bench
+
+    section = Section()
+    relay_bench(section, knobs.relay_emails)
+    return section
 
 
 def _analyze() -> None:

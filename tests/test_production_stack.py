@@ -2,7 +2,7 @@
 
 gunicorn (deploy/gunicorn.conf.py), nginx (deploy/nginx.conf), a Celery worker and beat, an
 SMTP sink (aiosmtpd) and a Redis of this test's own, on the PostgreSQL test database. Then:
-a login by card and by email OTP; Redis stopped during an email-sending request; SMTP
+a login by card and by email OTP; Redis stopped, then frozen, during an email-sending request; SMTP
 answering 421 for two minutes; the worker SIGKILLed while the sink holds DATA; a bulk apply
 of 500 rows through an SMTP blip; a forged card header from loopback; and no secret in any log.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -220,7 +221,7 @@ def test_the_production_stack_delivers_every_email_once(stack, pki, capsys, sett
     factories.SmartcardFactory(
         user=card_user, serial=pki.card.serial, fingerprint_sha256=pki.card.fingerprint_sha256
     )
-    people = {n: _email_user(firm, f"B10000U1{n}") for n in range(1, 6)}
+    people = {n: _email_user(firm, f"B10000U1{n}") for n in range(1, 7)}
     counts: Counter[str] = Counter()
     codes: list[str] = []
 
@@ -272,6 +273,21 @@ def test_the_production_stack_delivers_every_email_once(stack, pki, capsys, sett
     codes.append(code)
     assert _otp_code_step(browser, code) == 302
     counts[f"request with Redis down answered in {seconds:.2f}s"] += 1
+
+    # 3b. Redis frozen (accepting connections, answering nothing): the same, within 2 s.
+    stack.redis.popen.send_signal(signal.SIGSTOP)
+    try:
+        browser = Browser(stack.nginx_port, pki.ca_path)
+        status, frozen_seconds = _otp_password_step(browser, people[5].login_id)
+    finally:
+        stack.redis.popen.send_signal(signal.SIGCONT)
+    assert status == 302
+    assert frozen_seconds < 2, f"the password step took {frozen_seconds:.1f}s with Redis frozen"
+    (mail,) = sink.wait_for(people[5].email, SWEEP_SECONDS * 3 + 30)
+    code = CODE.search(mail.text).group(1)
+    codes.append(code)
+    assert _otp_code_step(browser, code) == 302
+    counts[f"request with Redis frozen answered in {frozen_seconds:.2f}s"] += 1
 
     # 4. SMTP answering 421 for two minutes, then 250: the email arrives once, and its code
     # still logs the user in.

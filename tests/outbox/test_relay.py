@@ -268,7 +268,7 @@ def test_staff_see_failed_emails_in_the_admin_and_send_them_again(
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_parallel_relays_send_each_email_once(email_user, monkeypatch):
     import threading
 
