@@ -77,7 +77,7 @@ def relay_bench(section: Any, emails: int) -> None:
     from tests.stack import SmtpSink, celery_worker, free_port, portal_env, redis_server
 
     user = factories.UserFactory(login_id="R00001U01", email="relay@bench.example")
-    address = user.email
+    address = str(user.email)
     with SmtpSink() as sink:
         smtp = {
             "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
