@@ -48,7 +48,7 @@ lint: $(VENV)/.installed
 		ALLOWED_HOSTS=portal.example $(PY) manage.py check --deploy --fail-level WARNING
 
 bench: $(VENV)/.installed
-	STRONG_HASHER_IN_TESTS=1 $(PY) -m tests.bench
+	STRONG_HASHER_IN_TESTS=1 LOG_LEVEL=WARNING $(PY) -m tests.bench
 
 worker: $(VENV)/.installed
 	$(VENV)/bin/celery -A ccass worker --loglevel=INFO

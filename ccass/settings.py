@@ -158,6 +158,10 @@ OUTBOX_RETRY_MAX_SECONDS = env_int("OUTBOX_RETRY_MAX_SECONDS", 60 * 60)
 OUTBOX_DEADLINE_SECONDS = env_int("OUTBOX_DEADLINE_SECONDS", 24 * 60 * 60)
 # How long one relay task sends before it hands the rest to another (a chunk of a batch).
 OUTBOX_RELAY_SECONDS = env_int("OUTBOX_RELAY_SECONDS", 30)
+# Many due emails (a bulk file's) are shared out: one relay task per OUTBOX_RELAY_CHUNK
+# emails, at most OUTBOX_RELAY_FANOUT at once (about the number of worker processes).
+OUTBOX_RELAY_CHUNK = env_int("OUTBOX_RELAY_CHUNK", 200)
+OUTBOX_RELAY_FANOUT = env_int("OUTBOX_RELAY_FANOUT", 4)
 
 AUTH_USER_MODEL = "participants.User"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]

@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from common.mail import templated_message
-from outbox.composers import NothingToSend, composer_for
+from outbox.composers import Composer, NothingToSend, composer_for
 from outbox.models import EmailStatus, OutboxEmail
 
 logger = logging.getLogger(__name__)
@@ -54,17 +54,20 @@ def message_id(row: OutboxEmail) -> str:
     return f"<outbox.{row.pk}.{tag}@{domain}>"
 
 
-def _claim(pk: int | None, now: dt.datetime) -> OutboxEmail | None:
-    due = OutboxEmail.objects.select_for_update(skip_locked=True).due(now)
-    if pk is not None:
-        return due.filter(pk=pk).first()
-    return due.order_by("next_attempt_at", "id").first()
+def _claim(now: dt.datetime) -> OutboxEmail | None:
+    """Lock the next due email that no other worker holds, or return None."""
+    return (
+        OutboxEmail.objects.select_for_update(skip_locked=True)
+        .due(now)
+        .order_by("next_attempt_at", "id")
+        .first()
+    )
 
 
 def _finish(row: OutboxEmail, status: str, error: str, report: RelayReport) -> None:
     row.status = status
     row.last_error = error[:500]
-    row.save(update_fields=["status", "last_error"])
+    OutboxEmail.objects.filter(pk=row.pk).update(status=status, last_error=row.last_error)
     if status == EmailStatus.FAILED:
         report.failed += 1
         logger.error(
@@ -75,30 +78,41 @@ def _finish(row: OutboxEmail, status: str, error: str, report: RelayReport) -> N
         report.cancelled += 1
 
 
-def _prepare_next(now: dt.datetime, report: RelayReport) -> int | None:
-    """Claim the next due email and prepare it if it never was; return its id, or None."""
+def _prepare(row: OutboxEmail, composer: Composer, report: RelayReport) -> None:
+    """Issue what the email carries (its code or link), once; committed before any send."""
+    try:
+        with transaction.atomic():
+            assert composer.prepare is not None
+            composer.prepare(row)
+    except NothingToSend as gone:
+        _finish(row, EmailStatus.CANCELLED, str(gone), report)
+        return
+    OutboxEmail.objects.filter(pk=row.pk).update(prepared_at=timezone.now())
+
+
+def _relay_next(connection: Any, report: RelayReport) -> tuple[bool, bool]:
+    """Handle the next due email in one transaction; return (found one, connection is fine).
+
+    An email whose composer prepares something is prepared in one transaction (committed,
+    so the code exists before the email does) and sent in the next.
+    """
     with transaction.atomic():
-        row = _claim(None, now)
+        now = timezone.now()
+        row = _claim(now)
         if row is None:
-            return None
+            return False, True
         if row.is_past_deadline(now):
             _finish(row, EmailStatus.FAILED, "Past its deadline: " + row.last_error, report)
-            return row.pk
+            return True, True
         try:
             composer = composer_for(row.kind)
         except LookupError as error:
             _finish(row, EmailStatus.FAILED, str(error), report)
-            return row.pk
+            return True, True
         if row.prepared_at is None and composer.prepare is not None:
-            try:
-                with transaction.atomic():
-                    composer.prepare(row)
-            except NothingToSend as gone:
-                _finish(row, EmailStatus.CANCELLED, str(gone), report)
-                return row.pk
-            row.prepared_at = timezone.now()
-            row.save(update_fields=["prepared_at"])
-        return row.pk
+            _prepare(row, composer, report)
+            return True, True
+        return True, _send(row, composer, connection, report, now)
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -114,73 +128,77 @@ def _is_permanent(error: Exception) -> bool:
     return isinstance(code, int) and code >= 500
 
 
-def _send(pk: int, connection: Any, report: RelayReport) -> bool:
-    """Send the claimed email and mark it; return False if the connection must be renewed."""
-    with transaction.atomic():
-        now = timezone.now()
-        row = _claim(pk, now)
-        if row is None:  # another worker sent it meanwhile, or it was cancelled
-            return True
-        try:
-            composer = composer_for(row.kind)
-            context = composer.context(row)
-        except NothingToSend as gone:
-            _finish(row, EmailStatus.CANCELLED, str(gone), report)
-            return True
-        message = templated_message(
-            composer.template,
-            to=[row.to],
-            context=context,
-            headers={"Message-ID": message_id(row)},
-        )
-        row.attempts += 1
-        started = time.monotonic()
-        try:
-            connection.send_messages([message])
-        except (smtplib.SMTPException, OSError) as error:
-            reason = f"{type(error).__name__}: {error}"[:500]
-            if _is_permanent(error):
-                _finish(row, EmailStatus.FAILED, reason, report)
-                row.save(update_fields=["attempts"])
-                return False
-            row.last_error = reason
-            row.next_attempt_at = now + _backoff(row.attempts)
-            if row.next_attempt_at >= row.deadline:
-                row.save(update_fields=["attempts", "last_error", "next_attempt_at"])
-                _finish(row, EmailStatus.FAILED, "Deadline reached: " + reason, report)
-            else:
-                row.save(update_fields=["attempts", "last_error", "next_attempt_at"])
-                report.retrying += 1
-                logger.warning(
-                    "email send failed, will retry",
-                    extra={
-                        "event": {
-                            "outbox_id": row.pk,
-                            "kind": row.kind,
-                            "attempts": row.attempts,
-                            "next_attempt_at": row.next_attempt_at.isoformat(),
-                            "error": reason,
-                        }
-                    },
-                )
-            return False
-        row.status = EmailStatus.SENT
-        row.sent_at = timezone.now()
-        row.last_error = ""
-        row.save(update_fields=["status", "sent_at", "attempts", "last_error"])
-        report.sent += 1
-        logger.info(
-            "email sent",
-            extra={
-                "event": {
-                    "outbox_id": row.pk,
-                    "kind": row.kind,
-                    "attempts": row.attempts,
-                    "ms": round((time.monotonic() - started) * 1000, 1),
-                }
-            },
-        )
+def _send(
+    row: OutboxEmail, composer: Composer, connection: Any, report: RelayReport, now: dt.datetime
+) -> bool:
+    """Send the locked email and mark it; return False if the connection must be renewed."""
+    try:
+        context = composer.context(row)
+    except NothingToSend as gone:
+        _finish(row, EmailStatus.CANCELLED, str(gone), report)
         return True
+    message = templated_message(
+        composer.template, to=[row.to], context=context, headers={"Message-ID": message_id(row)}
+    )
+    attempts = row.attempts + 1
+    started = time.monotonic()
+    try:
+        # Opened here, not by send_messages(), which would close it again after each message:
+        # one conversation with the server carries every email of this run.
+        connection.open()
+        connection.send_messages([message])
+    except (smtplib.SMTPException, OSError) as error:
+        _failed(row, attempts, f"{type(error).__name__}: {error}"[:500], error, report, now)
+        return False
+    OutboxEmail.objects.filter(pk=row.pk).update(
+        status=EmailStatus.SENT, sent_at=timezone.now(), attempts=attempts, last_error=""
+    )
+    report.sent += 1
+    logger.info(
+        "email sent",
+        extra={
+            "event": {
+                "outbox_id": row.pk,
+                "kind": row.kind,
+                "attempts": attempts,
+                "ms": round((time.monotonic() - started) * 1000, 1),
+            }
+        },
+    )
+    return True
+
+
+def _failed(
+    row: OutboxEmail,
+    attempts: int,
+    reason: str,
+    error: Exception,
+    report: RelayReport,
+    now: dt.datetime,
+) -> None:
+    """Record a failed send: try again later, or fail the email for good."""
+    OutboxEmail.objects.filter(pk=row.pk).update(attempts=attempts)
+    if _is_permanent(error):
+        _finish(row, EmailStatus.FAILED, reason, report)
+        return
+    next_attempt_at = now + _backoff(attempts)
+    if next_attempt_at >= row.deadline:
+        _finish(row, EmailStatus.FAILED, "Deadline reached: " + reason, report)
+        return
+    OutboxEmail.objects.filter(pk=row.pk).update(last_error=reason, next_attempt_at=next_attempt_at)
+    report.retrying += 1
+    logger.warning(
+        "email send failed, will retry",
+        extra={
+            "event": {
+                "outbox_id": row.pk,
+                "kind": row.kind,
+                "attempts": attempts,
+                "next_attempt_at": next_attempt_at.isoformat(),
+                "error": reason,
+            }
+        },
+    )
 
 
 def relay(*, limit: int | None = None, seconds: float | None = None) -> RelayReport:
@@ -197,11 +215,11 @@ def relay(*, limit: int | None = None, seconds: float | None = None) -> RelayRep
             if seconds is not None and time.monotonic() - started >= seconds:
                 report.more = True
                 break
-            pk = _prepare_next(timezone.now(), report)
-            if pk is None:
+            found, connection_fine = _relay_next(connection, report)
+            if not found:
                 break
             handled += 1
-            if not _send(pk, connection, report):
+            if not connection_fine:
                 # The server may have dropped the conversation: start a new one.
                 connection.close()
                 connection = get_connection(fail_silently=False)

@@ -77,7 +77,8 @@ device refuses a code for any step at or before the last one it accepted and
 allows one step of drift, so thirty logins in one 30-second window would run
 out of codes.
 
-BENCH_SHOW_QUERIES=1 also lists each step's SQL on stderr.
+BENCH_SHOW_QUERIES=1 also lists each step's SQL on stderr; BENCH_ONLY=relay (or a comma-separated
+list of login, bulk, list, relay) runs only those parts.
 """
 
 from __future__ import annotations
@@ -234,12 +235,18 @@ def _run(knobs: Knobs) -> int:
 
     factories.set_phase("CCASS", Phase.PARALLEL_RUN)
     started = time.perf_counter()
-    sections = [
-        _login_bench(knobs),
-        _bulk_bench(knobs),
-        _list_bench(knobs),
-        _relay_bench(knobs),
-    ]
+    parts = {
+        "login": _login_bench,
+        "bulk": _bulk_bench,
+        "list": _list_bench,
+        "relay": _relay_bench,
+    }
+    # BENCH_ONLY=relay (or login,bulk ...) runs only those parts.
+    only = [name for name in os.environ.get("BENCH_ONLY", "").split(",") if name]
+    unknown = set(only) - set(parts)
+    if unknown:
+        raise BenchError(f"BENCH_ONLY names no part {sorted(unknown)}; parts: {sorted(parts)}")
+    sections = [part(knobs) for name, part in parts.items() if not only or name in only]
     for section in sections:
         for line in section.figures:
             print(line)

@@ -194,9 +194,12 @@ def gunicorn(env: dict[str, str], log: Path) -> Process:
     return Process("gunicorn", command, env, log)
 
 
-def celery_worker(env: dict[str, str], log: Path, name: str) -> Process:
+def celery_worker(env: dict[str, str], log: Path, name: str, *, solo: bool = True) -> Process:
+    """A worker: one process (solo, so that a SIGKILL kills the worker whole), or as deployed
+    (deploy/systemd/ccass-worker.service: prefork, four processes)."""
+    pool = ["--pool=solo"] if solo else ["--concurrency=4"]
     command = [
-        sys.executable, "-m", "celery", "-A", "ccass", "worker", "--pool=solo",
+        sys.executable, "-m", "celery", "-A", "ccass", "worker", *pool,
         "-n", name, "--without-heartbeat", "--without-gossip", "--without-mingle",
         "--loglevel=INFO",
     ]  # fmt: skip
