@@ -16,7 +16,7 @@ from authn import sessions
 from authn.emails import ACTIVATION
 from authn.models import ActivationToken
 from authn.secrets import secret_hash, url_token
-from outbox.services import email_queue
+from outbox.services import email_queue, emails_cancel
 from participants.models import User
 
 
@@ -53,6 +53,13 @@ def activation_issue(*, user: User, token: str | None = None) -> str:
     return token
 
 
+def activation_links_revoke(*, user: User) -> int:
+    """Retire every open activation link of the user, and the activation emails still waiting."""
+    now = timezone.now()
+    emails_cancel(kind=ACTIVATION, user_id=user.pk)
+    return ActivationToken.objects.filter(user=user).open(now).update(revoked_at=now)
+
+
 def activation_lookup(*, token: str) -> ActivationToken | None:
     return (
         ActivationToken.objects.select_related("user__participant__terminal__programme")
@@ -68,7 +75,7 @@ def activation_consume(*, token: str, request: HttpRequest) -> ActivationToken |
     if activation is None:
         return None
     activation = ActivationToken.objects.select_for_update().get(pk=activation.pk)
-    if not activation.is_open(timezone.now()):
+    if not activation.is_open(timezone.now()) or not activation.user.is_active:
         return None
     activation.used_at = timezone.now()
     activation.save(update_fields=["used_at"])

@@ -19,7 +19,7 @@ from django.utils import timezone
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
 from authn.models import LoginThrottle
-from participants.models import Scope, Terminal, User
+from participants.models import Scope, Terminal, User, normalize_login_id
 
 
 class Refusal:
@@ -45,7 +45,9 @@ class LoginResult:
 
 
 def _throttle_key(login_id: str) -> str:
-    return login_id.strip().casefold()[:64]
+    # The same normalisation as the lookup: one counter per account, whatever its spelling.
+    # A value that cannot be a login ID (the forms refuse those) gets a counter of its own.
+    return normalize_login_id(login_id) or "invalid:" + login_id.strip().casefold()[:56]
 
 
 def burn_hash_time(password: str) -> None:
@@ -67,12 +69,15 @@ Verifier = Callable[[User | None], Verdict]
 
 
 def _user_for_login(login_id: str) -> User | None:
+    normalized = normalize_login_id(login_id)
+    if normalized is None:
+        return None
     # The row lock makes parallel guesses at one account wait their turn, so the
     # throttle counts each of them, whether or not its throttle row exists yet.
     return (
         User.objects.select_for_update(of=("self",))
         .select_related("participant__terminal__programme")
-        .filter(login_id__iexact=login_id.strip())
+        .filter(login_id__iexact=normalized)
         .first()
     )
 

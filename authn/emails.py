@@ -72,6 +72,8 @@ def _activation_user(row: OutboxEmail) -> User:
     )
     if user is None:
         raise NothingToSend("The user no longer exists")
+    if not user.is_active:
+        raise NothingToSend("The user is suspended")
     return user
 
 

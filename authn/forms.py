@@ -8,13 +8,14 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.utils.translation import gettext_lazy as _
 
-from participants.models import User
+from participants.models import User, validate_login_id
 
 
 class PasswordLoginForm(forms.Form):
     login_id = forms.CharField(
         label=_("Login ID"),
         max_length=64,
+        validators=[validate_login_id],
         widget=forms.TextInput(attrs={"autocomplete": "username"}),
     )
     password = forms.CharField(
@@ -29,6 +30,7 @@ class SmartcardLoginForm(forms.Form):
     login_id = forms.CharField(
         label=_("Login ID"),
         max_length=64,
+        validators=[validate_login_id],
         widget=forms.TextInput(attrs={"autocomplete": "username"}),
     )
     password = forms.CharField(

@@ -98,6 +98,10 @@ def setup_code_verify(*, device: Device, token: str) -> Device | None:
     return locked if locked.verify_token(token.strip().replace(" ", "")) else None
 
 
+class UserSuspended(Exception):
+    """The user was suspended: no setup step may go on."""
+
+
 @transaction.atomic
 def setup_complete(*, request: HttpRequest, user: User, device: Device) -> list[str]:
     """Apply the whole setup at once: password, proven channel, fresh backup codes."""
@@ -106,6 +110,9 @@ def setup_complete(*, request: HttpRequest, user: User, device: Device) -> list[
     if not isinstance(password_hash, str):
         raise ValueError("No password was chosen")
     user = User.objects.select_for_update().get(pk=user.pk)
+    if not user.is_active:
+        # Suspended while setting up: nothing of the setup is applied.
+        raise UserSuspended(user.login_id)
     user.password = password_hash
     user.two_factor_ready_at = timezone.now()
     user.save(update_fields=["password", "two_factor_ready_at"])

@@ -472,6 +472,8 @@ def activate(request: HttpRequest) -> HttpResponse:
     if not link.is_open(now):
         reason = "used" if link.used_at else "expired"
         return render(request, "authn/activation_invalid.html", {"reason": reason}, status=410)
+    if not link.user.is_active:
+        return _suspended(request)
     if not phases.setup_open_for(link.user):
         return _setup_not_open(request, link.user)
     if request.POST.get("begin"):
@@ -481,10 +483,16 @@ def activate(request: HttpRequest) -> HttpResponse:
     return render(request, "authn/activate.html", {"activation": link, "token": token})
 
 
+def _suspended(request: HttpRequest) -> HttpResponse:
+    return render(request, "authn/activation_invalid.html", {"reason": "suspended"}, status=403)
+
+
 def _setup_user_or_redirect(request: HttpRequest) -> User | HttpResponse:
     user = setup.setup_user(request)
     if user is None:
         return render(request, "authn/activation_invalid.html", {"reason": "session"}, status=403)
+    if not user.is_active:
+        return _suspended(request)
     if not phases.setup_open_for(user):
         return _setup_not_open(request, user)
     return user
@@ -543,7 +551,10 @@ def setup_verify(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         proven = setup.setup_code_verify(device=device, token=form.cleaned_data["code"])
         if proven is not None:
-            setup.setup_complete(request=request, user=user, device=proven)
+            try:
+                setup.setup_complete(request=request, user=user, device=proven)
+            except setup.UserSuspended:
+                return _suspended(request)
             return redirect("authn:setup-done")
         form.add_error("code", _("That code is not valid. Check it and try again."))
     context: dict[str, Any] = {"form": form, "setup_user": user, "step": 3}

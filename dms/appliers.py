@@ -18,14 +18,21 @@ from django.utils.translation import gettext as _
 
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
-from authn.activation import activation_send
+from authn.activation import activation_links_revoke, activation_send
 from authn.devices import otp_devices_remove
 from dms import bulk
-from dms.models import BulkEmailBatch, BulkStatus, ChangeRequest, RequestKind
+from dms.models import (
+    BulkEmailBatch,
+    BulkEmailRow,
+    BulkOutcome,
+    BulkStatus,
+    ChangeRequest,
+    RequestKind,
+)
 from dms.notifications import email_changed_notify
 from dms.refusals import RequestRefused
 from migration import phases
-from participants.models import Participant, Role, User, UserStatus
+from participants.models import Participant, Role, User, UserStatus, in_firm_namespace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +59,10 @@ class Applier:
 
     def apply(self, approval: Approval) -> None:
         raise NotImplementedError
+
+    def touches(self, change: ChangeRequest, user: User) -> bool:
+        """Return whether the request would change `user` (who may then not check it)."""
+        return change.target_id is not None and change.target_id == user.pk
 
     def rejected(self, change: ChangeRequest) -> None:
         """Tidy up after a checker rejected the request."""
@@ -86,8 +97,9 @@ def _bump(user: User, **fields: Any) -> None:
 
 
 def _activation(approval: Approval, target: User) -> None:
-    # PRODUCT.md: once 2FA setup is open, every user with a registered email gets one.
-    if target.has_registered_email() and phases.setup_open_for(target):
+    # PRODUCT.md: once 2FA setup is open, every user with a registered email gets one
+    # (but a suspended user may not set up 2FA).
+    if target.is_active and target.has_registered_email() and phases.setup_open_for(target):
         activation_send(user=target, acting_user=approval.acting_user, request=approval.request)
 
 
@@ -132,7 +144,13 @@ class UserCreate(Applier):
     def refusal(
         self, *, participant: Participant, target: User | None, payload: dict[str, Any]
     ) -> str | None:
-        if User.objects.filter(login_id__iexact=payload.get("login_id", "")).exists():
+        login_id = str(payload.get("login_id", ""))
+        if not in_firm_namespace(login_id, participant):
+            return _("A new login ID begins with your firm's participant ID, %(prefix)s.") % {
+                "prefix": participant.participant_id
+            }
+        # In the firm's namespace, a clash is with one of the firm's own users.
+        if User.objects.filter(login_id__iexact=login_id).exists():
             return _("This login ID is already in use.")
         if (
             payload.get("role") == Role.DA
@@ -184,6 +202,8 @@ class UserSuspend(Applier):
     def apply(self, approval: Approval) -> None:
         assert approval.target is not None
         _bump(approval.target, status=UserStatus.SUSPENDED)
+        # A suspended user may not set up 2FA: the links already sent stop working.
+        activation_links_revoke(user=approval.target)
         _audit_applied(approval, AuditAction.USER_SUSPENDED)
 
 
@@ -217,6 +237,8 @@ class ActivationResend(Applier):
         self, *, participant: Participant, target: User | None, payload: dict[str, Any]
     ) -> str | None:
         assert target is not None
+        if target.status == UserStatus.SUSPENDED:
+            return _("The user is suspended.")
         if not target.has_registered_email():
             return _("The user has no designated email to send it to.")
         if not phases.setup_open_for(target):
@@ -236,6 +258,15 @@ class BulkEmail(Applier):
         bulk.bulk_apply(
             change=approval.change, acting_user=approval.acting_user, request=approval.request
         )
+
+    def touches(self, change: ChangeRequest, user: User) -> bool:
+        # A file may hold a row for a DA of the firm: that DA checks it no more than a
+        # single request about themselves (the maker's own row is refused at the check).
+        return BulkEmailRow.objects.filter(
+            batch__change_request=change,
+            user=user,
+            outcome__in=[BulkOutcome.REGISTER, BulkOutcome.CHANGE],
+        ).exists()
 
     def rejected(self, change: ChangeRequest) -> None:
         BulkEmailBatch.objects.filter(change_request=change).update(status=BulkStatus.REJECTED)

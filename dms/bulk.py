@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, OuterRef, Subquery
-from django.db.models.functions import JSONObject, Lower
+from django.db.models.functions import JSONObject
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,7 +34,9 @@ from dms.notifications import email_changed_notify_many
 from dms.refusals import RequestForbidden, RequestRefused
 from migration import phases
 from outbox.services import email_queue_many
-from participants.models import User, normalize_email
+from participants.models import EMAIL_MAX_LENGTH, User, normalize_email, normalize_login_id
+
+logger = logging.getLogger(__name__)
 
 HEADER_NAMES = {"login id", "login_id", "loginid", "user id", "user_id", "userid"}
 # How often the checking task reports progress to the page, in rows.
@@ -51,12 +54,22 @@ class ParsedRow:
 def _decode(raw: bytes) -> str:
     try:
         # utf-8-sig drops a byte order mark if there is one.
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise RequestRefused(
             _("The file is not UTF-8 text (line %(line)d). Save it as CSV UTF-8 and try again.")
             % {"line": raw[: error.start].count(b"\n") + 1}
         ) from error
+    if "\x00" in text:
+        # A NUL character is no part of a CSV file (and the csv module refuses it).
+        raise RequestRefused(
+            _(
+                "The file contains a NUL character (line %(line)d): it is not a text file. "
+                "Save it as CSV UTF-8 and try again."
+            )
+            % {"line": text[: text.index("\x00")].count("\n") + 1}
+        )
+    return text
 
 
 def parse_rows(raw: bytes) -> list[ParsedRow]:
@@ -65,16 +78,24 @@ def parse_rows(raw: bytes) -> list[ParsedRow]:
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first_line else ","
     rows: list[ParsedRow] = []
-    for index, cells in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), start=1):
-        cells = [cell.strip() for cell in cells]
-        if not any(cells):
-            continue
-        if index == 1 and cells[0].casefold() in HEADER_NAMES:
-            continue
-        well_formed = len([c for c in cells if c]) == 2 and len(cells) == 2
-        login_id = cells[0] if cells else ""
-        email = cells[1] if len(cells) > 1 else ""
-        rows.append(ParsedRow(index, login_id[:255], email[:255], well_formed))
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        for index, cells in enumerate(reader, start=1):
+            cells = [cell.strip() for cell in cells]
+            if not any(cells):
+                continue
+            if index == 1 and cells[0].casefold() in HEADER_NAMES:
+                continue
+            well_formed = len([c for c in cells if c]) == 2 and len(cells) == 2
+            # The values are kept whole: a cell is refused, never cut to fit.
+            login_id = cells[0] if cells else ""
+            email = cells[1] if len(cells) > 1 else ""
+            rows.append(ParsedRow(index, login_id, email, well_formed))
+    except csv.Error as error:
+        raise RequestRefused(
+            _("The file could not be read as CSV (line %(line)d): %(error)s")
+            % {"line": reader.line_num, "error": error}
+        ) from error
     return rows
 
 
@@ -115,41 +136,31 @@ def _classify(
     """Yield each row with its outcome, its refusal reason and its user."""
     participant = batch.participant
     da_open = phases.da_email_registration_open(participant)
+    # Only the firm's own users are looked at: an ID of another firm reads exactly as one
+    # that does not exist, so that a file cannot probe which login IDs exist elsewhere.
     firm_users = {
-        user.login_id.casefold(): user
+        user.login_id.lower(): user
         for user in User.objects.for_participant(participant).only(
             "pk", "login_id", "email", "version", "role", "participant_id"
         )
     }
-    missing = sorted(
-        {row.login_id.casefold() for row in parsed if row.login_id.casefold() not in firm_users}
-    )
-    elsewhere: set[str] = set()
-    for start in range(0, len(missing), 5000):
-        chunk = missing[start : start + 5000]
-        elsewhere.update(
-            login_id.casefold()
-            for login_id in User.objects.exclude(participant=participant)
-            .annotate(login_id_folded=Lower("login_id"))
-            .filter(login_id_folded__in=chunk)
-            .values_list("login_id", flat=True)
-        )
-    seen = Counter(row.login_id.casefold() for row in parsed if row.well_formed)
+    keys = [normalize_login_id(row.login_id) for row in parsed]
+    seen = Counter(key for key, row in zip(keys, parsed, strict=True) if row.well_formed)
     limit = settings.BULK_MAX_ROWS
-    for position, row in enumerate(parsed):
-        key = row.login_id.casefold()
-        user = firm_users.get(key)
+    for position, (key, row) in enumerate(zip(keys, parsed, strict=True)):
+        user = firm_users.get(key) if key is not None else None
         if position >= limit:
             yield row, BulkOutcome.REFUSED, BulkReason.TOO_MANY_ROWS, None
         elif not row.well_formed:
             yield row, BulkOutcome.REFUSED, BulkReason.MALFORMED, None
         elif user is None:
-            reason = BulkReason.OTHER_FIRM if key in elsewhere else BulkReason.UNKNOWN_LOGIN_ID
-            yield row, BulkOutcome.REFUSED, reason, None
+            yield row, BulkOutcome.REFUSED, BulkReason.UNKNOWN_LOGIN_ID, None
         elif seen[key] > 1:
             yield row, BulkOutcome.REFUSED, BulkReason.DUPLICATE, user
         elif user.pk == batch.maker_id:
             yield row, BulkOutcome.REFUSED, BulkReason.OWN_ROW, user
+        elif len(row.email) > EMAIL_MAX_LENGTH:
+            yield row, BulkOutcome.REFUSED, BulkReason.EMAIL_TOO_LONG, user
         else:
             try:
                 email = normalize_email(row.email)
@@ -173,13 +184,24 @@ def bulk_check(*, batch_id: int) -> BulkEmailBatch:
     if batch.status != BulkStatus.VALIDATING:
         return batch
     try:
-        parsed = parse_rows(bytes(batch.source))
+        _check_rows(batch)
     except RequestRefused as refused:
-        BulkEmailBatch.objects.filter(pk=batch.pk).update(
-            status=BulkStatus.FAILED, error=refused.message
-        )
-        batch.refresh_from_db()
-        return batch
+        _check_failed(batch, refused.message)
+    except Exception:
+        # Whatever went wrong, the page must not say "checking" for ever.
+        logger.exception("bulk check failed", extra={"event": {"batch": batch.pk}})
+        _check_failed(batch, _("The file could not be checked. Upload it again."))
+    batch.refresh_from_db()
+    return batch
+
+
+def _check_failed(batch: BulkEmailBatch, reason: str) -> None:
+    BulkEmailRow.objects.filter(batch=batch).delete()
+    BulkEmailBatch.objects.filter(pk=batch.pk).update(status=BulkStatus.FAILED, error=reason[:500])
+
+
+def _check_rows(batch: BulkEmailBatch) -> None:
+    parsed = parse_rows(bytes(batch.source))
     BulkEmailBatch.objects.filter(pk=batch.pk).update(total_rows=len(parsed), processed_rows=0)
     counts: Counter[str] = Counter()
     pending: list[BulkEmailRow] = []
@@ -215,8 +237,6 @@ def bulk_check(*, batch_id: int) -> BulkEmailBatch:
         unchanged_count=counts[BulkOutcome.UNCHANGED],
         refused_count=counts[BulkOutcome.REFUSED],
     )
-    batch.refresh_from_db()
-    return batch
 
 
 @transaction.atomic

@@ -24,6 +24,7 @@ from dms import bulk
 from dms.access import get_batch_for_da
 from dms.models import BulkEmailBatch, BulkOutcome, BulkStatus
 from dms.refusals import RequestRefused
+from dms.selectors import lookalike_lines
 from dms.views import _acting, _refused, dms_required
 from participants.access import request_participant
 
@@ -81,6 +82,7 @@ def bulk_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
             "rows": rows,
             "show": show,
             "outcomes": BulkOutcome.choices,
+            "lookalike_lines": lookalike_lines(batch_id=batch.pk),
             "can_submit": batch.status == BulkStatus.READY and batch.maker_id == request.user.pk,
         },
     )

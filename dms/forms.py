@@ -5,11 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditAction
-from participants.models import DaDuty, Role
+from participants.models import (
+    DaDuty,
+    Participant,
+    Role,
+    in_firm_namespace,
+    validate_login_id,
+)
 
 
 class EmailRequestForm(forms.Form):
@@ -24,9 +29,7 @@ class UserCreateForm(forms.Form):
     login_id = forms.CharField(
         label=_("Login ID"),
         max_length=32,
-        validators=[
-            RegexValidator(r"^[A-Za-z0-9._-]+$", _("Letters, digits, dot, dash, underscore."))
-        ],
+        validators=[validate_login_id],
     )
     name = forms.CharField(label=_("Name"), max_length=200)
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.USER)
@@ -38,6 +41,22 @@ class UserCreateForm(forms.Form):
     scope_reports = forms.BooleanField(
         label=_("Overnight Report Download"), required=False, initial=True
     )
+
+    def __init__(self, *args: Any, participant: Participant, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.participant = participant
+        self.fields["login_id"].help_text = _(
+            "Begins with your firm's participant ID, %(prefix)s (for example %(prefix)sU07)."
+        ) % {"prefix": participant.participant_id}
+
+    def clean_login_id(self) -> str:
+        login_id: str = self.cleaned_data["login_id"]
+        if not in_firm_namespace(login_id, self.participant):
+            raise forms.ValidationError(
+                _("A new login ID begins with your firm's participant ID, %(prefix)s.")
+                % {"prefix": self.participant.participant_id}
+            )
+        return login_id
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -123,8 +123,8 @@ class BulkOutcome(models.TextChoices):
 
 class BulkReason(models.TextChoices):
     UNKNOWN_LOGIN_ID = "unknown_login_id", _("Unknown login ID")
-    OTHER_FIRM = "other_firm", _("User of another firm")
     INVALID_EMAIL = "invalid_email", _("Invalid email address")
+    EMAIL_TOO_LONG = "email_too_long", _("Email address longer than 254 characters")
     DUPLICATE = "duplicate", _("Login ID appears more than once in the file")
     OWN_ROW = "own_row", _("This row is you: another DA must register your email")
     DA_NOT_OPEN = "da_not_open", _("DAs' email registration has not opened yet")
@@ -186,8 +186,9 @@ class BulkEmailBatch(models.Model):
 class BulkEmailRow(models.Model):
     batch = models.ForeignKey(BulkEmailBatch, on_delete=models.CASCADE, related_name="rows")
     line = models.PositiveIntegerField(_("line"))
-    login_id = models.CharField(_("login ID"), max_length=255, blank=True)
-    email = models.CharField(_("email"), max_length=255, blank=True)
+    # As they are in the file, whole: a value that does not fit is refused, never cut.
+    login_id = models.TextField(_("login ID"), blank=True)
+    email = models.TextField(_("email"), blank=True)
     outcome = models.CharField(_("outcome"), max_length=12, choices=BulkOutcome.choices)
     reason = models.CharField(_("reason"), max_length=24, choices=BulkReason.choices, blank=True)
     user = models.ForeignKey(

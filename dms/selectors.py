@@ -7,7 +7,8 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authn.models import ActivationToken
-from dms.models import ChangeRequest
+from common.idn import review_email
+from dms.models import BulkEmailRow, BulkOutcome, ChangeRequest
 from participants.models import Participant, Role, Smartcard, User, UserStatus
 
 USER_FILTERS = {
@@ -48,3 +49,13 @@ def requests_for_dms(*, participant: Participant, status: str = "") -> QuerySet[
     if status:
         requests = requests.filter(status=status)
     return requests
+
+
+def lookalike_lines(*, batch_id: int) -> list[int]:
+    """Return the lines of a bulk file that would register a domain mixing scripts."""
+    non_ascii = BulkEmailRow.objects.filter(
+        batch_id=batch_id,
+        outcome__in=[BulkOutcome.REGISTER, BulkOutcome.CHANGE],
+        email__regex=r"[^\x00-\x7F]",
+    ).values_list("line", "email")
+    return [line for line, email in non_ascii.order_by("line") if review_email(email).mixed_scripts]

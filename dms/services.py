@@ -8,9 +8,10 @@ one decision per request, and its audit rows.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -23,6 +24,8 @@ from dms.models import ChangeRequest, RequestStatus
 from dms.notifications import checkers_notify
 from dms.refusals import RequestForbidden, RequestRefused
 from participants.models import User
+
+logger = logging.getLogger(__name__)
 
 STALE_MESSAGE = gettext_noop(
     "The user was changed after this request was made, so it can no longer be approved. "
@@ -98,8 +101,10 @@ def can_check(change: ChangeRequest, acting_user: User) -> bool:
     """Return whether the DA may approve or reject the request (four eyes)."""
     if acting_user.participant_id != change.participant_id or not acting_user.is_checker:
         return False
-    # Four eyes: a DA no more checks a change to their own account than makes one.
-    if change.target_id is not None and change.target_id == acting_user.pk:
+    # Four eyes: a DA no more checks a change to their own account than makes one, be it a
+    # single request or a row of a bulk file.
+    applier = APPLIERS.get(change.kind)
+    if applier is None or applier.touches(change, acting_user):
         return False
     if change.maker_id != acting_user.pk:
         return True
@@ -162,6 +167,15 @@ def request_approve(
                     )
             except RequestRefused as refused:
                 reason = refused.message
+            except DataError:
+                # A value the database cannot hold (checks should have caught it): recorded
+                # as not applied, rather than an error page and a request pending for ever.
+                logger.exception(
+                    "request could not be applied", extra={"event": {"request": change.pk}}
+                )
+                reason = _(
+                    "This request could not be applied: a value does not fit. Make it again."
+                )
         if reason is None:
             _decide(change, RequestStatus.APPROVED, acting_user, request)
         else:

@@ -25,6 +25,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from audit.models import AuditEvent
 from authn.decorators import scope_required
 from common.csv_export import csv_response
+from common.idn import review_email
 from dms import services
 from dms.access import get_request_for_da, get_user_for_da
 from dms.forms import (
@@ -36,7 +37,7 @@ from dms.forms import (
 )
 from dms.models import RequestKind, RequestStatus
 from dms.refusals import RequestForbidden, RequestRefused
-from dms.selectors import requests_for_dms, users_for_dms
+from dms.selectors import lookalike_lines, requests_for_dms, users_for_dms
 from migration import phases
 from participants.access import request_participant
 from participants.models import Scope, User, normalize_email
@@ -69,6 +70,20 @@ def _refused(request: HttpRequest, refused: RequestRefused) -> HttpResponse | No
         return render(request, "dms/forbidden.html", {"message": refused.message}, status=403)
     messages.error(request, refused.message)
     return None
+
+
+def _flag_lookalike(request: HttpRequest, email: str) -> None:
+    """Warn the maker of a domain that mixes scripts: it may imitate the real one."""
+    reviewed = review_email(email)
+    if reviewed.mixed_scripts:
+        messages.warning(
+            request,
+            _(
+                "The domain of %(email)s mixes scripts (%(ascii)s): it may imitate another "
+                "domain. Check it letter by letter; the checker is shown the same warning."
+            )
+            % {"email": reviewed.address, "ascii": reviewed.ascii},
+        )
 
 
 @dms_required
@@ -160,6 +175,7 @@ def user_request(request: HttpRequest, user_id: int, kind: str) -> HttpResponse:
             return response
     else:
         messages.success(request, _("Request made. It takes effect when a checker approves it."))
+        _flag_lookalike(request, payload.get("email", ""))
     return HttpResponseRedirect(reverse("dms:user-detail", args=[target.pk]))
 
 
@@ -171,7 +187,7 @@ def user_create(request: HttpRequest) -> HttpResponse:
         # The form would only end in a refusal: a checker cannot make requests.
         message = _("Only a maker DA can make requests.")
         return render(request, "dms/forbidden.html", {"message": message}, status=403)
-    form = UserCreateForm(request.POST or None)
+    form = UserCreateForm(request.POST or None, participant=participant)
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
         if data.get("email"):
@@ -191,6 +207,7 @@ def user_create(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request, _("Request made. It takes effect when a checker approves it.")
             )
+            _flag_lookalike(request, data.get("email", ""))
             return HttpResponseRedirect(reverse("dms:request-list"))
     return render(request, "dms/user_create.html", {"participant": participant, "form": form})
 
@@ -228,6 +245,9 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         {
             "change": change,
             "can_check": change.is_pending and services.can_check(change, acting),
+            "lookalike_lines": lookalike_lines(batch_id=change.payload["batch"])
+            if change.kind == RequestKind.BULK_EMAIL and change.payload.get("batch")
+            else [],
             "reject_form": RejectForm(),
         },
     )

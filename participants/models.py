@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.hashers import check_password, make_password
 from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, validate_email
 from django.db import models
 from django.db.models import Q
@@ -112,9 +114,52 @@ class Scope(models.TextChoices):
     STAFF = "staff", _("Exchange staff administration")
 
 
+# Login IDs are ASCII. Anything else is refused before it is looked up: Unicode case mapping
+# differs between Python and the database (the dotless ı upper-cases to I in both, but
+# case-folds to itself in Python), so a non-ASCII variant of an ID could be matched by the
+# database while the login throttle counted it as another ID.
+LOGIN_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
+LOGIN_ID_MESSAGE = _(
+    "A login ID is made of the letters A-Z, digits, dots, dashes and underscores, "
+    "up to 32 characters."
+)
+
+
+def normalize_login_id(value: str) -> str | None:
+    """Return the login ID as it is looked up and throttled (ASCII, lower case), or None
+    when the value cannot be a login ID."""
+    value = value.strip()
+    if not LOGIN_ID_RE.fullmatch(value):
+        return None
+    return value.lower()
+
+
+def in_firm_namespace(login_id: str, participant: Participant) -> bool:
+    """Return whether a new login ID is in the firm's own namespace: its participant ID and more.
+
+    A DA chooses new login IDs only there, so that a clash can only be with the firm's own
+    users and never tells a DA that an ID exists at another firm.
+    """
+    prefix = participant.participant_id.lower()
+    normalized = normalize_login_id(login_id)
+    return normalized is not None and normalized.startswith(prefix) and normalized != prefix
+
+
+def validate_login_id(value: str) -> None:
+    if normalize_login_id(value) is None:
+        raise ValidationError(LOGIN_ID_MESSAGE, code="invalid")
+
+
+# RFC 5321's limit for an address, and the designated email's column.
+EMAIL_MAX_LENGTH = 254
+
+
 def normalize_email(email: str) -> str:
     """Return a designated email as it is stored, or raise ValidationError if it is not one."""
     email = email.strip()
+    if len(email) > EMAIL_MAX_LENGTH:
+        # Django's validator allows 320 characters; the column (and SMTP) hold 254.
+        raise ValidationError(_("An email address has at most 254 characters."), code="too_long")
     validate_email(email)
     local, _at, domain = email.rpartition("@")
     return f"{local}@{domain.lower()}"

@@ -88,6 +88,15 @@ def checker_da(parallel_run, firm):
 
 
 @pytest.fixture
+def newcomer(parallel_run, firm):
+    """A user of `firm` with a registered email who has not set up 2FA yet."""
+    person = factories.UserFactory(participant=firm, login_id="B10000U09")
+    person.set_unusable_password()
+    person.save()
+    return person
+
+
+@pytest.fixture
 def other_firm_user(parallel_run, other_firm):
     person = factories.UserFactory(participant=other_firm, login_id="B20000U01")
     factories.TOTPDeviceFactory(user=person)

@@ -32,15 +32,6 @@ pytestmark = pytest.mark.django_db
 NEW_PASSWORD = "tram-ride-to-the-peak-at-dawn"
 
 
-@pytest.fixture
-def newcomer(parallel_run, firm):
-    """A user with a registered email who has not set up 2FA yet."""
-    person = factories.UserFactory(participant=firm, login_id="B10000U09")
-    person.set_unusable_password()
-    person.save()
-    return person
-
-
 def _send_activation(user, django_capture_on_commit_callbacks, mailoutbox) -> str:
     with django_capture_on_commit_callbacks(execute=True):
         activation_send(user=user, acting_user=None)

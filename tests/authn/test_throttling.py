@@ -107,3 +107,44 @@ def test_successful_login_is_audited(client, user):
     event = AuditEvent.objects.get(user=user, action="login", outcome="success")
     assert event.method == "otp" and event.scope == "online"
     assert reverse("authn:online-home")
+
+
+# Every character outside ASCII whose upper or lower case is ASCII: the database's UPPER()
+# (PostgreSQL) would match such a variant to the ASCII login ID, while Python's casefold
+# gave it a throttle counter of its own, so a locked account could be entered through it.
+CASE_MAPPED_TO_ASCII = sorted(
+    {
+        (ch, mapped)
+        for ch in map(chr, range(0x80, 0x110000))
+        for mapped in (ch.upper(), ch.lower())
+        if mapped.isascii() and mapped.isalnum()
+    }
+)
+
+
+def test_the_case_mapped_characters_are_all_found():
+    # ß, dotless ı, long s, the Kelvin sign and the Latin ligatures ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ.
+    assert {ch for ch, _mapped in CASE_MAPPED_TO_ASCII} >= {"ß", "ı", "ſ", "\u212a", "ﬁ", "ﬆ"}
+
+
+@pytest.mark.parametrize(
+    ("variant", "mapped"),
+    CASE_MAPPED_TO_ASCII,
+    ids=[f"U+{ord(c):04X}" for c, _ in CASE_MAPPED_TO_ASCII],
+)
+def test_a_locked_account_cannot_be_entered_through_a_unicode_variant_of_its_id(
+    client, parallel_run, firm, settings, variant, mapped
+):
+    from tests import factories
+
+    person = factories.UserFactory(participant=firm, login_id=f"B10000{mapped}1")
+    factories.TOTPDeviceFactory(user=person)
+    _fail(client, person.login_id, settings.LOGIN_FREE_FAILURES + 1)
+    assert password_step(client, person.login_id).status_code == 200  # locked
+
+    response = password_step(client, f"B10000{variant}1")
+    assert response.status_code == 200
+    assert "A login ID is made of the letters A-Z" in response.content.decode()
+    # Nothing was looked up or counted for the variant, and the account stays locked.
+    assert not LoginThrottle.objects.exclude(key=person.login_id.lower()).exists()
+    assert password_step(client, person.login_id.lower()).status_code == 200

@@ -22,9 +22,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from audit.models import AuditEvent
 from authn import sessions
 from authn.models import ActivationToken, EmailOTPDevice
-from dms import services
+from dms import bulk, services
 from dms import urls as dms_urls
 from dms.models import ChangeRequest, RequestKind, RequestStatus
+from migration.models import Programme
 from participants.models import User, UserStatus
 from tests import certs, factories
 from tests.factories import CARD_PASSWORD, USER_PASSWORD
@@ -64,7 +65,8 @@ MATRIX: dict[tuple[str, str], tuple[str, str, str]] = {
     ("user-list", PUT):                    _405,
     ("user-list", DELETE):                 _405,
     ("user-create", GET):                  (OK,          FORBIDDEN,   OK),
-    ("user-create", POST):                 (MADE,        FORBIDDEN,   MADE),
+    # The new login ID is in the first firm's namespace: another firm's DA may not take it.
+    ("user-create", POST):                 (MADE,        FORBIDDEN,   OK),
     ("user-create", PUT):                  _405,
     ("user-create", DELETE):               _405,
     ("user-detail", GET):                  (OK,          OK,          NOT_FOUND),
@@ -111,6 +113,20 @@ MATRIX: dict[tuple[str, str], tuple[str, str, str]] = {
     ("reject", POST):                      (FORBIDDEN,   REJECTED,    NOT_FOUND),
     ("reject", PUT):                       (NOT_ALLOWED, NOT_ALLOWED, NOT_FOUND),
     ("reject", DELETE):                    (NOT_ALLOWED, NOT_ALLOWED, NOT_FOUND),
+    # A bulk file with a row for the checker: the checker may no more approve (or reject) it
+    # than a single request about themselves; another checker, a third DA, may.
+    ("approve bulk, checker's row", GET):  (NOT_ALLOWED, NOT_ALLOWED, NOT_FOUND),
+    ("approve bulk, checker's row", POST): (FORBIDDEN,   FORBIDDEN,   NOT_FOUND),
+    ("approve bulk, checker's row", PUT):  (NOT_ALLOWED, NOT_ALLOWED, NOT_FOUND),
+    ("approve bulk, checker's row", DELETE):(NOT_ALLOWED, NOT_ALLOWED, NOT_FOUND),
+    ("reject bulk, checker's row", GET):   (NOT_ALLOWED, NOT_ALLOWED, NOT_FOUND),
+    ("reject bulk, checker's row", POST):  (FORBIDDEN,   FORBIDDEN,   NOT_FOUND),
+    ("reject bulk, checker's row", PUT):   (NOT_ALLOWED, NOT_ALLOWED, NOT_FOUND),
+    ("reject bulk, checker's row", DELETE):(NOT_ALLOWED, NOT_ALLOWED, NOT_FOUND),
+    ("approve bulk, third DA's row", GET): (NOT_ALLOWED, NOT_ALLOWED, NOT_FOUND),
+    ("approve bulk, third DA's row", POST):(FORBIDDEN,   APPROVED,    NOT_FOUND),
+    ("approve bulk, third DA's row", PUT): (NOT_ALLOWED, NOT_ALLOWED, NOT_FOUND),
+    ("approve bulk, third DA's row", DELETE):(NOT_ALLOWED, NOT_ALLOWED, NOT_FOUND),
     ("request-decide, unknown", GET):      (NOT_FOUND,   NOT_FOUND,   NOT_FOUND),
     ("request-decide, unknown", POST):     (NOT_FOUND,   NOT_FOUND,   NOT_FOUND),
     ("request-decide, unknown", PUT):      (NOT_FOUND,   NOT_FOUND,   NOT_FOUND),
@@ -164,6 +180,8 @@ class World:
     staff: User
     pending: ChangeRequest
     other_firm_pending: ChangeRequest
+    bulk_checkers_row: ChangeRequest
+    bulk_third_das_row: ChangeRequest
 
 
 @pytest.fixture
@@ -182,6 +200,15 @@ def world(
     other_firm_pending = services.request_make(
         kind=RequestKind.USER_SUSPEND, acting_user=other_firm_da, target=other_firm_user
     )
+    Programme.objects.filter(terminal=firm.terminal).update(da_email_registration_open=True)
+    third_da = factories.DAFactory(participant=firm, login_id="B10000DA3")
+
+    def bulk_request(content: bytes) -> ChangeRequest:
+        batch = bulk.bulk_check(
+            batch_id=bulk.bulk_upload(acting_user=maker_da, filename="f.csv", raw=content).pk
+        )
+        return bulk.bulk_submit(batch=batch, acting_user=maker_da)
+
     return World(
         maker=maker_da,
         checker=checker_da,
@@ -192,6 +219,11 @@ def world(
         staff=staff,
         pending=pending,
         other_firm_pending=other_firm_pending,
+        bulk_checkers_row=bulk_request(
+            f"{user.login_id},u01.new@firm.example\n"
+            f"{checker_da.login_id},checker.new@firm.example\n".encode()
+        ),
+        bulk_third_das_row=bulk_request(f"{third_da.login_id},da3.new@firm.example\n".encode()),
     )
 
 
@@ -201,9 +233,16 @@ class Url:
 
     url_name: str
     build: Callable[[World], str]
-    data: dict[str, str] = dataclasses.field(default_factory=dict)
+    data: dict[str, str] | Callable[[World], dict[str, str]] = dataclasses.field(
+        default_factory=dict
+    )
     target: Callable[[World], User | None] = lambda world: None
     kind: str = ""
+    # For a decision: the request decided, and whether its change has taken effect.
+    decided: Callable[[World], ChangeRequest] = lambda world: world.pending
+    took_effect: Callable[[World], bool] = lambda world: (
+        User.objects.get(pk=world.pending.target_id).email == PENDING_EMAIL
+    )
 
 
 def _user_request(kind: str, target: Callable[[World], User], **data: str) -> Url:
@@ -222,8 +261,8 @@ URLS: dict[str, Url] = {
     "user-create": Url(
         "user-create",
         lambda w: reverse("dms:user-create"),
-        {
-            "login_id": "B10000U77",
+        lambda w: {
+            "login_id": f"{w.maker.participant.participant_id}U77",
             "name": "Wong Ka Ming",
             "role": "user",
             "email": "wong.ka.ming@firm.example",
@@ -251,6 +290,23 @@ URLS: dict[str, Url] = {
         "request-decide",
         lambda w: reverse("dms:request-decide", args=[w.pending.pk, "reject"]),
         {"reason": "That is not the user's address."},
+    ),
+    "approve bulk, checker's row": Url(
+        "request-decide",
+        lambda w: reverse("dms:request-decide", args=[w.bulk_checkers_row.pk, "approve"]),
+    ),
+    "reject bulk, checker's row": Url(
+        "request-decide",
+        lambda w: reverse("dms:request-decide", args=[w.bulk_checkers_row.pk, "reject"]),
+        {"reason": "Not these addresses."},
+    ),
+    "approve bulk, third DA's row": Url(
+        "request-decide",
+        lambda w: reverse("dms:request-decide", args=[w.bulk_third_das_row.pk, "approve"]),
+        decided=lambda w: w.bulk_third_das_row,
+        took_effect=lambda w: (
+            User.objects.get(login_id="B10000DA3").email == "da3.new@firm.example"
+        ),
     ),
     "request-decide, unknown": Url(
         "request-decide", lambda w: reverse("dms:request-decide", args=[w.pending.pk, "delete"])
@@ -412,7 +468,8 @@ def test_dms_access_matrix(client, world, card_ca, settings, url_key, method, ac
     before = snapshot()
     requests_before = set(ChangeRequest.objects.values_list("pk", flat=True))
 
-    response = send(client, method, path, url.data)
+    data = url.data(world) if callable(url.data) else url.data
+    response = send(client, method, path, data)
 
     after = snapshot()
     status = response.status_code
@@ -470,19 +527,19 @@ def test_dms_access_matrix(client, world, card_ca, settings, url_key, method, ac
             else:
                 assert response["Location"] == reverse("dms:request-list")
             return
-        world.pending.refresh_from_db()
-        assert response["Location"] == reverse("dms:request-detail", args=[world.pending.pk])
-        assert world.pending.checker == acting
-        target = User.objects.get(pk=world.pending.target_id)
+        decided = url.decided(world)
+        decided.refresh_from_db()
+        assert response["Location"] == reverse("dms:request-detail", args=[decided.pk])
+        assert decided.checker == acting
         if outcome == APPROVED:
-            assert world.pending.status == RequestStatus.APPROVED
-            assert target.email == PENDING_EMAIL
+            assert decided.status == RequestStatus.APPROVED
+            assert url.took_effect(world)
             assert messages_of(response) == ["Request approved; it has taken effect."]
         else:
             assert outcome == REJECTED
-            assert world.pending.status == RequestStatus.REJECTED
-            assert world.pending.reason == url.data["reason"]
-            assert target.email != PENDING_EMAIL
+            assert decided.status == RequestStatus.REJECTED
+            assert decided.reason == url.data["reason"]
+            assert not url.took_effect(world)
             assert messages_of(response) == ["Request rejected."]
         return
     assert after == before

@@ -66,7 +66,8 @@ def test_preview_sorts_rows_into_register_change_unchanged(maker_da, people):
     ("line", "reason"),
     [
         ("NOSUCHUSER,a@firm.example", "unknown_login_id"),
-        ("B20000U01,a@firm.example", "other_firm"),
+        # Another firm's user reads exactly as an unknown ID: a file probes nothing.
+        ("B20000U01,a@firm.example", "unknown_login_id"),
         ("B10000U12,not-an-email", "invalid_email"),
         ("B10000DA1,me@firm.example", "own_row"),
         ("B10000DA2,checker@firm.example", "da_not_open"),

@@ -34,21 +34,6 @@ STALE = "The user was changed after this request was made"
 
 
 @pytest.fixture
-def maker(client, maker_da):
-    """The maker's browser, logged in for Security Management Functions."""
-    log_in_with_app(client, maker_da, scope="dms")
-    return client
-
-
-@pytest.fixture
-def checker(checker_da):
-    """The checker's browser, logged in for Security Management Functions."""
-    browser = Client()
-    log_in_with_app(browser, checker_da, scope="dms")
-    return browser
-
-
-@pytest.fixture
 def newcomer(parallel_run, firm):
     """A user without a designated email yet."""
     return factories.UserFactory(
@@ -191,7 +176,7 @@ def test_create_a_user_exists_only_after_approval(
     maker, checker, maker_da, firm, mailoutbox, django_capture_on_commit_callbacks
 ):
     form = {
-        "login_id": "B10000U42",
+        "login_id": f"{firm.participant_id}U42",
         "name": "Lee Siu Fong",
         "role": "user",
         "email": "lee.siu.fong@firm.example",
@@ -201,16 +186,16 @@ def test_create_a_user_exists_only_after_approval(
         response = maker.post(reverse("dms:user-create"), form)
     assert response.status_code == 302
     assert response["Location"] == reverse("dms:request-list")
-    assert not User.objects.filter(login_id="B10000U42").exists()
+    assert not User.objects.filter(login_id=form["login_id"]).exists()
     change = only_request(kind=RequestKind.USER_CREATE)
     assert change.target is None
     listing = checker.get(reverse("dms:request-list")).content.decode()
-    assert "Create a user" in listing and "B10000U42" in listing
+    assert "Create a user" in listing and form["login_id"] in listing
     assert subjects(mailoutbox) == [WAITS]
 
     decide(checker, change, "approve", django_capture_on_commit_callbacks)
 
-    created = User.objects.get(login_id="B10000U42")
+    created = User.objects.get(login_id=form["login_id"])
     assert created.participant == firm
     assert (created.role, created.status, created.name) == ("user", "active", "Lee Siu Fong")
     assert (created.scope_online, created.scope_reports, created.scope_dms) == (True, False, False)
@@ -224,11 +209,12 @@ def test_create_a_user_exists_only_after_approval(
 
 
 def test_create_a_user_whose_login_id_is_taken_is_refused(
-    maker, user, django_capture_on_commit_callbacks
+    maker, firm, django_capture_on_commit_callbacks
 ):
+    taken = factories.UserFactory(participant=firm, login_id=f"{firm.participant_id}U42")
     response = maker.post(
         reverse("dms:user-create"),
-        {"login_id": user.login_id.lower(), "name": "Someone", "role": "user"},
+        {"login_id": taken.login_id.lower(), "name": "Someone", "role": "user"},
     )
     assert response.status_code == 200
     assert "This login ID is already in use." in response.content.decode()
@@ -628,9 +614,9 @@ def test_a_das_email_waits_for_the_programme_to_open_it(
     assert checker_da.email == "checker.desk@firm.example"
 
 
-def test_a_new_da_with_an_email_waits_for_the_programme_too(maker, programme):
+def test_a_new_da_with_an_email_waits_for_the_programme_too(maker, programme, firm):
     form = {
-        "login_id": "B10000DA9",
+        "login_id": f"{firm.participant_id}DA9",
         "name": "Ho Wing Sze",
         "role": "da",
         "da_duty": "checker",
