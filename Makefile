@@ -20,6 +20,8 @@ install:
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install -e .
 
+# Links in emails point at the address the portal was started on, unless SITE_URL is set.
+run: export SITE_URL ?= http://$(HOST):$(PORT)
 run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
@@ -28,6 +30,7 @@ run: $(VENV)/.installed
 	@echo "DMS:           http://$(HOST):$(PORT)/dms/    (Security Management Functions)"
 	@echo "Emails:        http://$(HOST):$(PORT)/outbox/ (activation links and OTP codes land here)"
 	@echo "Admin:         http://$(HOST):$(PORT)/admin/  (log in as hkex.ops; the OTP arrives in the outbox)"
+	@echo "Email links:   $$SITE_URL (set SITE_URL to change)"
 	@echo "Set up 2FA:    open B01234U01's activation email in the outbox, follow the link."
 	@echo "Smartcard:     'Login with Smartcard', then 'use a simulated demo card' (DEMO ONLY)."
 	@echo ""

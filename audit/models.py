@@ -9,6 +9,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from participants.models import LoginMethod, Scope
+
 
 class AuditAction(models.TextChoices):
     LOGIN = "login", _("Login")
@@ -37,6 +39,17 @@ class AuditAction(models.TextChoices):
 class Outcome(models.TextChoices):
     SUCCESS = "success", _("Success")
     FAILURE = "failure", _("Failure")
+
+
+class Refusal(models.TextChoices):
+    """Why a login step was refused, as the audit row's reason records it."""
+
+    BAD_CREDENTIALS = "bad_credentials", _("Wrong login ID or password")
+    LOCKED = "locked", _("Account waiting after failed logins")
+    BAD_CODE = "bad_code", _("Wrong code")
+    THROTTLED = "throttled", _("Too many wrong codes")
+    CARD_FOREIGN = "card_foreign", _("Smartcard of another user")
+    PHASE_CLOSED = "phase_closed", _("Login not open in this phase")
 
 
 class AppendOnlyError(Exception):
@@ -113,3 +126,15 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("Audit rows cannot be deleted")
+
+    # The scope and the method keep their codes unconstrained (an old row keeps what it
+    # recorded), so their labels come from the choices here rather than from the fields.
+    def get_method_display(self) -> str:
+        return LoginMethod.label_of(self.method)
+
+    def get_reason_display(self) -> str:
+        # A refusal is a code; a checker's reason for a rejection is free text, shown as typed.
+        return str(Refusal(self.reason).label) if self.reason in Refusal.values else self.reason
+
+    def get_scope_display(self) -> str:
+        return str(Scope(self.scope).label) if self.scope in Scope.values else self.scope

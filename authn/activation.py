@@ -7,6 +7,7 @@ import time
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -16,7 +17,7 @@ from authn import sessions
 from authn.emails import ACTIVATION
 from authn.models import ActivationToken
 from authn.secrets import secret_hash, url_token
-from outbox.services import email_queue, emails_cancel
+from outbox.services import email_queue, emails_cancel, emails_cancel_many
 from participants.models import User
 
 
@@ -58,6 +59,18 @@ def activation_links_revoke(*, user: User) -> int:
     now = timezone.now()
     emails_cancel(kind=ACTIVATION, user_id=user.pk)
     return ActivationToken.objects.filter(user=user).open(now).update(revoked_at=now)
+
+
+def activation_links_revoke_many(*, users: QuerySet[User]) -> int:
+    """Retire every open activation link of these users, and their activation emails still
+    waiting, in two statements whatever the number of users."""
+    now = timezone.now()
+    # The emails first: a relay preparing one holds its row, so this waits for it, and the
+    # link it issued is then committed and retired by the second statement.
+    emails_cancel_many(kind=ACTIVATION, key="user_id", values=users.values("pk"))
+    return (
+        ActivationToken.objects.filter(user__in=users.values("pk")).open(now).update(revoked_at=now)
+    )
 
 
 def activation_lookup(*, token: str) -> ActivationToken | None:

@@ -4,6 +4,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+from django_otp.models import Device
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authn.activation import activation_send
 from authn.models import ActivationToken, BackupCodeDevice, EmailOTPDevice, LoginThrottle
@@ -39,19 +43,79 @@ class UserActivationAdmin(UserAdmin):
             )
 
 
+# A device's name is data, stored in English (authn.devices, authn.setup); staff read it in
+# the admin's language. django-otp's own fields have English labels, so the device lists
+# label their columns here.
+DEVICE_NAMES = {
+    "Authenticator app": pgettext_lazy("OTP device", "Authenticator app"),
+    "Email": pgettext_lazy("OTP device", "Email"),
+    "Backup codes": pgettext_lazy("OTP device", "Backup codes"),
+}
+
+
+def device_name(device: Device) -> str:
+    """Return the device's name in the active language, when it is one the portal gives."""
+    return str(DEVICE_NAMES.get(device.name, device.name))
+
+
+class DeviceColumns:
+    """The columns of a device list, labelled in the admin's language."""
+
+    @admin.display(description=_("user"), ordering="user__login_id")
+    def device_user(self, device: Device) -> str:
+        return str(device.user)
+
+    @admin.display(description=_("name"), ordering="name")
+    def device_name(self, device: Device) -> str:
+        return device_name(device)
+
+    @admin.display(description=_("confirmed"), boolean=True, ordering="confirmed")
+    def device_confirmed(self, device: Device) -> bool:
+        return bool(device.confirmed)
+
+    @admin.display(description=_("last used at"), ordering="last_used_at")
+    def device_last_used_at(self, device: Device) -> object:
+        return getattr(device, "last_used_at", None)
+
+    @admin.display(description=_("failed attempts"), ordering="throttling_failure_count")
+    def device_failures(self, device: Device) -> int:
+        return int(getattr(device, "throttling_failure_count", 0))
+
+
 @admin.register(EmailOTPDevice)
-class EmailOTPDeviceAdmin(admin.ModelAdmin):
-    list_display = ["user", "name", "confirmed", "last_used_at", "throttling_failure_count"]
+class EmailOTPDeviceAdmin(DeviceColumns, admin.ModelAdmin):
+    list_display = [
+        "device_user",
+        "device_name",
+        "device_confirmed",
+        "device_last_used_at",
+        "device_failures",
+    ]
     search_fields = ["user__login_id"]
     raw_id_fields = ["user"]
     exclude = ["token_hash"]
 
 
 @admin.register(BackupCodeDevice)
-class BackupCodeDeviceAdmin(admin.ModelAdmin):
-    list_display = ["user", "name", "confirmed", "throttling_failure_count"]
+class BackupCodeDeviceAdmin(DeviceColumns, admin.ModelAdmin):
+    list_display = ["device_user", "device_name", "device_confirmed", "device_failures"]
     search_fields = ["user__login_id"]
     raw_id_fields = ["user"]
+
+
+# django-otp registers its own list of authenticator apps; the same list, in the staff's language.
+admin.site.unregister(TOTPDevice)
+
+
+@admin.register(TOTPDevice)
+class PortalTOTPDeviceAdmin(DeviceColumns, TOTPDeviceAdmin):
+    list_display = [
+        "device_user",
+        "device_name",
+        "device_confirmed",
+        "device_last_used_at",
+        "device_failures",
+    ]
 
 
 @admin.register(ActivationToken)

@@ -17,20 +17,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.models import AuditAction, Outcome
+from audit.models import Refusal as Refusal  # Why a login step was refused.
 from audit.services import audit_record
 from authn.models import LoginThrottle
 from participants.models import Scope, Terminal, User, normalize_login_id
-
-
-class Refusal:
-    """Why a login step was refused; the page words the password refusals identically."""
-
-    BAD_CREDENTIALS = "bad_credentials"
-    LOCKED = "locked"
-    BAD_CODE = "bad_code"
-    THROTTLED = "throttled"
-    CARD_FOREIGN = "card_foreign"
-    PHASE_CLOSED = "phase_closed"
 
 
 @dataclasses.dataclass(frozen=True)

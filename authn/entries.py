@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from authn import sessions
 from migration import phases
 from migration.models import Phase
 from participants.models import Scope, Terminal
@@ -97,3 +99,32 @@ def login_url(scope: str, terminal: Terminal | None) -> str:
     if terminal is not None and phases.otp_login_open(terminal):
         return reverse("authn:otp-login", kwargs={"terminal": terminal.slug, "scope": scope})
     return landing_url(scope)
+
+
+def session_login_url(
+    *, scopes: Sequence[str], method: str, terminal_code: str | None, path: str
+) -> str:
+    """Return where a session that has just ended logs in again: the same kind of login.
+
+    A card session goes back to the card login while the terminal still takes cards; any
+    other to its scope's login. A card session holds two scopes: the one whose pages
+    `path` is on wins.
+    """
+    if not scopes:
+        return reverse("authn:landing")
+    scope = next((s for s in scopes if path.startswith(home_url(s))), scopes[0])
+    terminal = (
+        Terminal.objects.select_related("programme").filter(code=terminal_code).first()
+        if terminal_code
+        else None
+    )
+    card = method in (sessions.Method.SMARTCARD, sessions.Method.SMARTCARD_DEMO)
+    if card and terminal is not None and phases.smartcard_login_open(terminal):
+        name = (
+            "authn:smartcard-demo-login"
+            if method == sessions.Method.SMARTCARD_DEMO
+            else "authn:smartcard-login"
+        )
+        entry = "dms" if scope == Scope.DMS else "functions"
+        return reverse(name, kwargs={"terminal": terminal.slug, "entry": entry})
+    return login_url(scope, terminal)

@@ -31,6 +31,24 @@ def login_pending_start(
     }
 
 
+def login_pending_code_sent(request: HttpRequest, *, sent: bool) -> None:
+    """Remember whether the last request for an emailed code sent one, for the code page.
+
+    Within the cooldown no code is sent (the earlier one still works); the page must say so
+    rather than announce an email that will never come.
+    """
+    pending = request.session.get(sessions.PENDING_KEY)
+    if pending:
+        request.session[sessions.PENDING_KEY] = {**pending, "code_sent": sent}
+
+
+def login_pending_was_code_sent(request: HttpRequest) -> bool | None:
+    """Return whether the last request for an emailed code sent one; None if none was made."""
+    pending = request.session.get(sessions.PENDING_KEY) or {}
+    sent = pending.get("code_sent")
+    return None if sent is None else bool(sent)
+
+
 def login_pending_user(request: HttpRequest, *, scope: str, terminal: str | None) -> User | None:
     pending = request.session.get(sessions.PENDING_KEY)
     if not pending or pending.get("scope") != scope or pending.get("terminal") != terminal:

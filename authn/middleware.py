@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -16,6 +17,8 @@ from authn import sessions
 # Refreshing the idle clock on every request would write the session every
 # time; a few seconds of slack saves those writes and is far below the limit.
 SEEN_AT_SLACK_SECONDS = 10
+
+LOGIN_PREFIXES = ("/login/", "/staff/login/")
 
 
 class SessionTimeoutMiddleware:
@@ -31,16 +34,35 @@ class SessionTimeoutMiddleware:
             idle = now - seen_at > settings.SESSION_IDLE_TIMEOUT
             too_old = now - int(auth_at) > settings.SESSION_ABSOLUTE_TIMEOUT
             if idle or too_old:
-                from authn.entries import landing_url
-                from authn.login import logout_complete
-
-                scopes = sessions.session_scopes(request)
-                logout_complete(request, action=AuditAction.SESSION_EXPIRED)
-                messages.info(request, _("Your session has ended. Please log in again."))
-                return HttpResponseRedirect(landing_url(scopes[0] if scopes else ""))
+                return self._expire(request)
             if now - seen_at >= SEEN_AT_SLACK_SECONDS:
                 session[sessions.SEEN_AT_KEY] = now
         return self.get_response(request)
+
+    def _expire(self, request: HttpRequest) -> HttpResponse:
+        """End the session and send the browser to log in again, then back to this page."""
+        from authn.entries import session_login_url
+        from authn.login import logout_complete
+
+        target = session_login_url(
+            scopes=sessions.session_scopes(request),
+            method=sessions.session_method(request),
+            terminal_code=sessions.session_terminal(request),
+            path=request.path_info,
+        )
+        logout_complete(request, action=AuditAction.SESSION_EXPIRED)
+        messages.info(request, _("Your session has ended. Please log in again."))
+        if request.path_info.startswith(LOGIN_PREFIXES):
+            # Already on a login page: show it, rather than a login page for a login page.
+            return self.get_response(request)
+        # Only a page the browser navigated to is worth coming back to: not a form's POST,
+        # nor a script's background request.
+        if request.method == "GET" and request.headers.get("Sec-Fetch-Mode", "navigate") in (
+            "navigate",
+            "nested-navigate",
+        ):
+            target += "?" + urlencode({"next": request.get_full_path()})
+        return HttpResponseRedirect(target)
 
 
 class NoStoreMiddleware:

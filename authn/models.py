@@ -27,8 +27,8 @@ class EmailOTPDevice(TimestampMixin, CooldownMixin, ThrottlingMixin, Device):
     it is generated and mailed by a task, so it never transits the broker.
     """
 
-    token_hash = models.CharField(max_length=64, blank=True)
-    valid_until = models.DateTimeField(null=True, blank=True)
+    token_hash = models.CharField(_("code hash"), max_length=64, blank=True)
+    valid_until = models.DateTimeField(_("code valid until"), null=True, blank=True)
 
     class Meta(Device.Meta):
         verbose_name = _("email OTP device")
@@ -105,10 +105,17 @@ class BackupCodeDevice(ThrottlingMixin, Device):
 
 
 class BackupCode(models.Model):
-    device = models.ForeignKey(BackupCodeDevice, on_delete=models.CASCADE, related_name="codes")
-    code_hash = models.CharField(max_length=64)
+    device = models.ForeignKey(
+        BackupCodeDevice,
+        on_delete=models.CASCADE,
+        related_name="codes",
+        verbose_name=_("backup code set"),
+    )
+    code_hash = models.CharField(_("code hash"), max_length=64)
 
     class Meta:
+        verbose_name = _("backup code")
+        verbose_name_plural = _("backup codes")
         constraints = [
             models.UniqueConstraint(fields=["device", "code_hash"], name="backup_code_unique")
         ]
@@ -126,14 +133,20 @@ class ActivationToken(models.Model):
     """A single-use, expiring link that lets a user set up 2FA; only its hash is kept."""
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="activation_tokens"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="activation_tokens",
+        verbose_name=_("user"),
     )
-    token_hash = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    used_at = models.DateTimeField(null=True, blank=True)
+    token_hash = models.CharField(_("link hash"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("sent at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
     revoked_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("Set when a newer link replaced this one.")
+        _("revoked at"),
+        null=True,
+        blank=True,
+        help_text=_("Set when a newer link replaced this one."),
     )
 
     objects = ActivationTokenQuerySet.as_manager()
@@ -153,10 +166,10 @@ class ActivationToken(models.Model):
 class LoginThrottle(models.Model):
     """Consecutive password failures of one login ID, whether or not the ID exists."""
 
-    key = models.CharField(max_length=64, unique=True)
-    failures = models.PositiveIntegerField(default=0)
-    last_failure_at = models.DateTimeField(null=True, blank=True)
-    locked_until = models.DateTimeField(null=True, blank=True)
+    key = models.CharField(_("login ID"), max_length=64, unique=True)
+    failures = models.PositiveIntegerField(_("failed logins"), default=0)
+    last_failure_at = models.DateTimeField(_("last failure at"), null=True, blank=True)
+    locked_until = models.DateTimeField(_("waiting until"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("login throttle")

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 from django.http import HttpRequest
 
+from participants.models import LoginMethod
+
 SCOPES_KEY = "authn_scopes"
 METHOD_KEY = "authn_method"
 TERMINAL_KEY = "authn_terminal"
@@ -17,12 +19,9 @@ SETUP_KEY = "authn_setup"
 BACKUP_CODES_KEY = "authn_backup_codes"
 
 
-class Method:
-    OTP = "otp"
-    BACKUP_CODE = "backup_code"
-    SMARTCARD = "smartcard"
-    SMARTCARD_DEMO = "smartcard_demo"
-    PASSWORD = "password"
+# How a session logged in. The choices live with the user, whose last login records one,
+# so that the audit trail and the admin below this app can show their labels too.
+Method = LoginMethod
 
 
 def bind_session(
@@ -34,6 +33,11 @@ def bind_session(
     request.session[TERMINAL_KEY] = terminal
     request.session[AUTH_AT_KEY] = now
     request.session[SEEN_AT_KEY] = now
+
+
+def session_touch(request: HttpRequest) -> None:
+    """Restart the session's idle clock, as activity does."""
+    request.session[SEEN_AT_KEY] = int(time.time())
 
 
 def session_scopes(request: HttpRequest) -> list[str]:

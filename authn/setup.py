@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -15,9 +16,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
 from authn import sessions
+from authn.credentials import Refusal
 from authn.devices import backup_codes_issue
 from authn.models import EmailOTPDevice
-from authn.otp import email_otp_challenge
+from authn.otp import OtpResult, email_otp_challenge
 from participants.models import Scope, User
 
 
@@ -91,11 +93,22 @@ def setup_device(request: HttpRequest, *, user: User) -> Device | None:
 
 
 @transaction.atomic
-def setup_code_verify(*, device: Device, token: str) -> Device | None:
+def setup_code_verify(*, device: Device, token: str) -> OtpResult:
     """Check a code against the device being set up, and only that one: the new
-    channel must be proven with its own code, never with a backup code."""
+    channel must be proven with its own code, never with a backup code.
+
+    Like a login, a code that comes too soon after a wrong one is not checked at all
+    (django-otp's throttle); the result says until when, so the page can say how long.
+    """
     locked = type(device).objects.select_for_update().get(pk=device.pk)
-    return locked if locked.verify_token(token.strip().replace(" ", "")) else None
+    allowed, data = locked.verify_is_allowed()
+    if not allowed:
+        return OtpResult(
+            device=None, refusal=Refusal.THROTTLED, locked_until=(data or {}).get("locked_until")
+        )
+    if locked.verify_token(token.strip().replace(" ", "")):
+        return OtpResult(device=locked)
+    return OtpResult(device=None, refusal=Refusal.BAD_CODE)
 
 
 class UserSuspended(Exception):
@@ -135,9 +148,37 @@ def setup_complete(*, request: HttpRequest, user: User, device: Device) -> list[
     terminal = user.participant.terminal.slug if user.participant else None
     request.session[sessions.BACKUP_CODES_KEY] = {
         "codes": codes,
+        "login_id": user.login_id,
+        "at": int(time.time()),
         "terminal": terminal,
         "scopes": [
             scope for scope in (Scope.ONLINE, Scope.REPORTS, Scope.DMS) if user.has_scope(scope)
         ],
     }
     return codes
+
+
+def setup_finished(request: HttpRequest) -> dict[str, Any] | None:
+    """Return what the end of setup shows: the backup codes until the user says they kept
+    them, and the logins to go on to; None once that is over.
+
+    The codes stay in the session, not only on the first page view, so that switching the
+    language or reloading shows them again; they leave it when the user confirms, and at
+    the latest SETUP_SESSION_SECONDS after setup completed.
+    """
+    finished = request.session.get(sessions.BACKUP_CODES_KEY)
+    if not finished:
+        return None
+    if time.time() - int(finished.get("at", 0)) > settings.SETUP_SESSION_SECONDS:
+        request.session.pop(sessions.BACKUP_CODES_KEY, None)
+        return None
+    return dict(finished)
+
+
+def backup_codes_kept(request: HttpRequest) -> None:
+    """Forget the backup codes once the user has kept them (what comes next stays)."""
+    finished = request.session.get(sessions.BACKUP_CODES_KEY)
+    if finished and finished.get("codes"):
+        finished = dict(finished)
+        finished.pop("codes")
+        request.session[sessions.BACKUP_CODES_KEY] = finished

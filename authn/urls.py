@@ -59,12 +59,19 @@ urlpatterns = [
         "staff/login/resend/", views.otp_login_resend, {"scope": "staff"}, name="staff-login-resend"
     ),
     path("logout/", views.logout, name="logout"),
+    path("session/keep-alive/", views.session_keepalive, name="session-keepalive"),
     path("activate/", views.activate, name="activate"),
     path("setup/password/", views.setup_password, name="setup-password"),
     path("setup/channel/", views.setup_channel, name="setup-channel"),
     path("setup/verify/", views.setup_verify, name="setup-verify"),
     path("setup/resend/", views.setup_resend, name="setup-resend"),
     path("setup/done/", views.setup_done, name="setup-done"),
+    path(
+        "setup/done/backup-codes.txt",
+        views.setup_backup_codes_download,
+        name="setup-backup-codes-download",
+    ),
+    path("setup/done/kept/", views.setup_backup_codes_kept, name="setup-backup-codes-kept"),
     # What a participant's login is for: Online Functions and Overnight Report Download.
     path("online/", functions.online_home, name="online-home"),
     path("reports/", functions.report_list, name="report-list"),

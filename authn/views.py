@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
@@ -53,6 +55,7 @@ from authn.smartcard import (
     certificate_from_request,
     smartcard_password_check,
 )
+from authn.wording import code_wait_message
 from migration import phases
 from participants.models import Scope, Smartcard, Terminal, User
 
@@ -195,7 +198,8 @@ def otp_login(request: HttpRequest, scope: str, terminal: str | None = None) -> 
                     request, user=result.user, scope=scope, terminal=terminal_code
                 )
                 if isinstance(device, EmailOTPDevice):
-                    otp.email_otp_challenge(device=device, request=request, scope=scope)
+                    challenge = otp.email_otp_challenge(device=device, request=request, scope=scope)
+                    login.login_pending_code_sent(request, sent=challenge.sent)
                 nxt = request.POST.get("next")
                 query = "?" + urlencode({"next": nxt}) if nxt else ""
                 return HttpResponseRedirect(verify_path + query)
@@ -220,7 +224,7 @@ def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = No
     login_path, verify_path, resend_path = _otp_routes(scope, term, terminal)
     if user is None:
         messages.info(request, _("Please start again with your login ID and password."))
-        return HttpResponseRedirect(login_path)
+        return HttpResponseRedirect(login_path + _next_query(request))
     form = OtpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         result = otp.otp_login(
@@ -229,14 +233,10 @@ def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = No
         if result.ok:
             return HttpResponseRedirect(_safe_next(request, home_url(scope)))
         if result.refusal == credentials.Refusal.THROTTLED and result.locked_until:
-            local = timezone.localtime(result.locked_until)
-            form.add_error(
-                "code",
-                _("Too many wrong codes. You can try again after %(time)s.")
-                % {"time": local.strftime("%H:%M:%S")},
-            )
+            form.add_error("code", code_wait_message(result.locked_until, timezone.now()))
         else:
             form.add_error("code", _("That code is not valid. Check it and try again."))
+    device = otp.primary_device(user)
     return render(
         request,
         "authn/login_otp.html",
@@ -247,10 +247,36 @@ def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = No
             form=form,
             action=verify_path,
             resend_action=resend_path,
-            start_over=login_path,
-            channel="email" if isinstance(otp.primary_device(user), EmailOTPDevice) else "app",
+            start_over=login_path + _next_query(request),
+            channel="email" if isinstance(device, EmailOTPDevice) else "app",
+            **(_resend_context(request, device) if isinstance(device, EmailOTPDevice) else {}),
         ),
     )
+
+
+def _next_query(request: HttpRequest) -> str:
+    nxt = request.POST.get("next") or request.GET.get("next")
+    return "?" + urlencode({"next": nxt}) if nxt else ""
+
+
+def _resend_context(request: HttpRequest, device: EmailOTPDevice) -> dict[str, Any]:
+    """Say whether the code was sent, and when another can be asked for."""
+    allowed, data = device.generate_is_allowed()
+    next_at = None if allowed else (data or {}).get("next_generation_at")
+    context: dict[str, Any] = {"code_sent": login.login_pending_was_code_sent(request)}
+    if next_at is not None:
+        # django-otp allows the next code only once the cooldown is strictly over.
+        wait = max(1, math.floor((next_at - timezone.now()).total_seconds()) + 1)
+        context.update(
+            resend_wait=wait,
+            resend_at=timezone.localtime(timezone.now() + dt.timedelta(seconds=wait)),
+            # The countdown's words, one per plural form, for the script to fill in.
+            resend_in_one=ngettext("(in %(count)s second)", "(in %(count)s seconds)", 1)
+            % {"count": "{n}"},
+            resend_in_other=ngettext("(in %(count)s second)", "(in %(count)s seconds)", 2)
+            % {"count": "{n}"},
+        )
+    return context
 
 
 @require_POST
@@ -260,13 +286,15 @@ def otp_login_resend(request: HttpRequest, scope: str, terminal: str | None = No
     login_path, verify_path, _resend = _otp_routes(scope, term)
     user = login.login_pending_user(request, scope=scope, terminal=term.code if term else None)
     if user is None:
-        return HttpResponseRedirect(login_path)
+        return HttpResponseRedirect(login_path + _next_query(request))
     device = otp.primary_device(user)
     if isinstance(device, EmailOTPDevice):
-        _announce_challenge(
-            request, otp.email_otp_challenge(device=device, request=request, scope=scope)
-        )
-    return HttpResponseRedirect(verify_path)
+        result = otp.email_otp_challenge(device=device, request=request, scope=scope)
+        # The code page says when no code was sent, and when the next one can be asked for.
+        login.login_pending_code_sent(request, sent=result.sent)
+        if result.sent:
+            messages.success(request, _("A new code is on its way to your email."))
+    return HttpResponseRedirect(verify_path + _next_query(request))
 
 
 def _announce_challenge(request: HttpRequest, result: otp.ChallengeResult) -> None:
@@ -289,6 +317,17 @@ def logout(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(landing_url(scopes[0] if scopes else ""))
 
 
+@require_POST
+@never_cache
+def session_keepalive(request: HttpRequest) -> HttpResponse:
+    """Restart a logged-in session's idle clock: the time-out warning's "Stay logged in"."""
+    if not request.user.is_authenticated or sessions.AUTH_AT_KEY not in request.session:
+        return HttpResponse(status=403)
+    # Always written, even within SessionTimeoutMiddleware's slack: the person asked for it.
+    sessions.session_touch(request)
+    return HttpResponse(status=204)
+
+
 # Smartcard ------------------------------------------------------------------------------
 
 
@@ -298,17 +337,32 @@ def _smartcard_entry(terminal_slug: str, entry: str) -> tuple[Terminal, tuple[Sc
     return _terminal(terminal_slug), SMARTCARD_ENTRIES[entry]
 
 
-def _card_refused(
-    request: HttpRequest, terminal: Terminal, reason: str, *, user: User | None = None
-) -> HttpResponse:
+def _refused_attempt_audit(
+    request: HttpRequest, *, method: str, reason: str, user: User | None = None
+) -> None:
+    """Record a refused smartcard login, if it was one.
+
+    Only an attempt is recorded: a login ID and password posted. Merely opening (or
+    reloading, or switching the language of) the refusal page is not a login. Card headers
+    the front proxy did not vouch for are recorded whenever they come: they are a forgery.
+    """
+    if request.method != "POST" and reason != "card_untrusted":
+        return
     audit_record(
         action=AuditAction.LOGIN,
         outcome=Outcome.FAILURE,
         request=request,
         user=user,
-        method=sessions.Method.SMARTCARD,
+        login_id=request.POST.get("login_id", "").strip()[:64],
+        method=method,
         reason=reason,
     )
+
+
+def _card_refused(
+    request: HttpRequest, terminal: Terminal, reason: str, *, user: User | None = None
+) -> HttpResponse:
+    _refused_attempt_audit(request, method=sessions.Method.SMARTCARD, reason=reason, user=user)
     return render(
         request,
         "authn/smartcard_refused.html",
@@ -321,13 +375,7 @@ def _card_refused(
 
 
 def _smartcard_closed(request: HttpRequest, terminal: Terminal, method: str) -> HttpResponse:
-    audit_record(
-        action=AuditAction.LOGIN,
-        outcome=Outcome.FAILURE,
-        request=request,
-        method=method,
-        reason=credentials.Refusal.PHASE_CLOSED,
-    )
+    _refused_attempt_audit(request, method=method, reason=credentials.Refusal.PHASE_CLOSED)
     return _phase_closed(request, terminal, method="smartcard")
 
 
@@ -432,7 +480,14 @@ def smartcard_demo_login(request: HttpRequest, terminal: str, entry: str) -> Htt
     return render(
         request,
         "authn/login_smartcard.html",
-        {"form": form, "terminal": term, "entry": entry, "card": None, "demo": True, "next": ""},
+        {
+            "form": form,
+            "terminal": term,
+            "entry": entry,
+            "card": None,
+            "demo": True,
+            "next": request.POST.get("next") or request.GET.get("next") or "",
+        },
     )
 
 
@@ -549,14 +604,17 @@ def setup_verify(request: HttpRequest) -> HttpResponse:
         return redirect("authn:setup-channel")
     form = SetupVerifyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        proven = setup.setup_code_verify(device=device, token=form.cleaned_data["code"])
-        if proven is not None:
+        proof = setup.setup_code_verify(device=device, token=form.cleaned_data["code"])
+        if proof.ok and proof.device is not None:
             try:
-                setup.setup_complete(request=request, user=user, device=proven)
+                setup.setup_complete(request=request, user=user, device=proof.device)
             except setup.UserSuspended:
                 return _suspended(request)
             return redirect("authn:setup-done")
-        form.add_error("code", _("That code is not valid. Check it and try again."))
+        if proof.refusal == credentials.Refusal.THROTTLED and proof.locked_until:
+            form.add_error("code", code_wait_message(proof.locked_until, timezone.now()))
+        else:
+            form.add_error("code", _("That code is not valid. Check it and try again."))
     context: dict[str, Any] = {"form": form, "setup_user": user, "step": 3}
     if isinstance(device, TOTPDevice):
         from base64 import b32encode
@@ -585,8 +643,8 @@ def setup_resend(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 def setup_done(request: HttpRequest) -> HttpResponse:
-    """Show the backup codes, once."""
-    shown = request.session.pop(sessions.BACKUP_CODES_KEY, None) or {}
+    """Show the backup codes until the user says they kept them, then where to log in."""
+    shown = setup.setup_finished(request) or {}
     entries = []
     if shown.get("terminal"):
         labels = {
@@ -604,8 +662,39 @@ def setup_done(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "authn/setup_done.html",
-        {"codes": shown.get("codes"), "entries": entries, "step": 4},
+        {
+            "codes": shown.get("codes"),
+            "kept": bool(shown) and not shown.get("codes"),
+            "entries": entries,
+            "step": 4,
+        },
     )
+
+
+@never_cache
+def setup_backup_codes_download(request: HttpRequest) -> HttpResponse:
+    """Give the backup codes still on show as a text file."""
+    shown = setup.setup_finished(request) or {}
+    codes = shown.get("codes")
+    if not codes:
+        raise Http404
+    lines = [
+        _("HKEX Terminal Access: backup codes for %(login_id)s")
+        % {"login_id": shown.get("login_id", "")},
+        _("Each code works once, in place of a one-time password, if you lose your device."),
+        "",
+        *codes,
+    ]
+    response = HttpResponse("\r\n".join(lines) + "\r\n", content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="backup-codes.txt"'
+    return response
+
+
+@require_POST
+def setup_backup_codes_kept(request: HttpRequest) -> HttpResponse:
+    """Forget the backup codes: the user has kept them."""
+    setup.backup_codes_kept(request)
+    return redirect("authn:setup-done")
 
 
 def _mask_email(address: str) -> str:

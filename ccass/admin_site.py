@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 from two_factor.admin import AdminSiteOTPRequiredMixin
 
 from authn.decorators import session_allows
@@ -11,8 +12,8 @@ from participants.models import Scope
 
 
 class PortalAdminSite(AdminSiteOTPRequiredMixin, admin.AdminSite):
-    site_header = "HKEX Terminal Access Portal"
-    site_title = "Terminal Access Portal"
+    site_header = _("HKEX Terminal Access Portal")
+    site_title = _("Terminal Access Portal")
 
     def has_permission(self, request: HttpRequest) -> bool:
         # AdminSiteOTPRequiredMixin requires a verified OTP device; the session

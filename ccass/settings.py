@@ -80,6 +80,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "ccass.context_processors.portal",
+                "authn.context_processors.session_timer",
             ],
         },
     }
@@ -196,12 +197,16 @@ BREACHED_PASSWORDS_FILE = env_str(
 SESSION_ENGINE = "authn.session_store"
 SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 15 * 60)
 SESSION_ABSOLUTE_TIMEOUT = env_int("SESSION_ABSOLUTE_TIMEOUT", 12 * 60 * 60)
+# Logged-in pages warn this long before the idle limit, with a "Stay logged in" button.
+SESSION_IDLE_WARNING_SECONDS = env_int("SESSION_IDLE_WARNING_SECONDS", 60)
 SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_HTTPONLY = True
+# A refused form gets the portal's page (its layout, its language, a way back).
+CSRF_FAILURE_VIEW = "ccass.errors.csrf_failure"
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if not DEBUG else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -249,6 +254,11 @@ BACKUP_CODE_COUNT = 10
 BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 20_000)
 BULK_MAX_BYTES = env_int("BULK_MAX_BYTES", 5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = BULK_MAX_BYTES + 1024 * 1024
+# Without a broker (the embedded default) a file is checked in a thread of the web process,
+# so that its page shows progress; with one, by a worker. Tests check in-line.
+BULK_CHECK_IN_THREAD = env_bool(
+    "BULK_CHECK_IN_THREAD", default=CELERY_TASK_ALWAYS_EAGER and not TESTING
+)
 
 ACTIVATION_LINK_HOURS = env_int("ACTIVATION_LINK_HOURS", 72)
 SETUP_SESSION_SECONDS = env_int("SETUP_SESSION_SECONDS", 30 * 60)

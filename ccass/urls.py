@@ -18,3 +18,9 @@ urlpatterns = [
     path("dms/", include("dms.urls")),
     path("", include("authn.urls")),
 ]
+
+# The portal's own error pages, in its layout and language (ccass/errors.py).
+handler400 = "ccass.errors.bad_request"
+handler403 = "ccass.errors.permission_denied"
+handler404 = "ccass.errors.page_not_found"
+handler500 = "ccass.errors.server_error"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from email import message_from_bytes, policy
+from email.header import Header
 from email.message import EmailMessage as StdEmailMessage
+from email.message import Message as StdMessage
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,31 @@ def templated_message(
     subject = " ".join(render_to_string(f"emails/{name}-subject.txt", context).split())
     body = render_to_string(f"emails/{name}-body.txt", context)
     html = render_to_string(f"emails/{name}-body.html", context)
-    message = EmailMultiAlternatives(
+    message = BilingualEmail(
         subject, body, settings.DEFAULT_FROM_EMAIL, list(to), headers=headers or {}
     )
     message.attach_alternative(html, "text/html")
     return message
+
+
+class BilingualEmail(EmailMultiAlternatives):
+    """An email whose English and Chinese subject folds without a blank first line."""
+
+    def message(self, *args: Any, **kwargs: Any) -> StdEmailMessage:
+        msg = super().message(*args, **kwargs)
+        # Django encodes a non-ASCII subject as if it began the line, so the header folds
+        # before its first word ("Subject: " then a line break) and a reader's mail program
+        # shows the subject with a leading space. Encoded knowing its header name, it folds
+        # after the first words instead. The subject has no line break: Django refused it.
+        subject = msg["Subject"]
+        if subject is not None and not str(self.subject).isascii():
+            del msg["Subject"]
+            StdMessage.__setitem__(
+                msg,
+                "Subject",
+                Header(str(self.subject), self.encoding or "utf-8", header_name="Subject"),
+            )
+        return msg
 
 
 class OutboxBackend(BaseEmailBackend):

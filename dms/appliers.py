@@ -60,6 +60,13 @@ class Applier:
     def apply(self, approval: Approval) -> None:
         raise NotImplementedError
 
+    def audit_detail(self, change: ChangeRequest) -> dict[str, Any]:
+        """Return what the request changes, for its decision's audit row."""
+        detail = audit_payload(change.payload)
+        if change.payload.get("previous_email"):
+            detail["previous_email"] = change.payload["previous_email"]
+        return detail
+
     def touches(self, change: ChangeRequest, user: User) -> bool:
         """Return whether the request would change `user` (who may then not check it)."""
         return change.target_id is not None and change.target_id == user.pk
@@ -129,12 +136,15 @@ class EmailRegister(Applier):
     def apply(self, approval: Approval) -> None:
         target = approval.target
         assert target is not None
-        first_email = not target.has_registered_email() and target.two_factor_ready_at is None
+        # A link sent to the old address must not set up 2FA for an address the firm has
+        # replaced (nor an email still waiting carry one there).
+        activation_links_revoke(user=target)
         email_set(
             user=target, email=approval.change.payload["email"], registered_by=approval.change.maker
         )
         _audit_applied(approval, AuditAction.EMAIL_REGISTERED)
-        if first_email:
+        # The user who still has 2FA to set up gets their link at the new address.
+        if target.two_factor_ready_at is None:
             _activation(approval, target)
 
 
@@ -228,6 +238,9 @@ class OtpReset(Applier):
         assert target is not None
         otp_devices_remove(user=target)
         _bump(target, two_factor_ready_at=None)
+        # A link from before the reset is retired now, not only when the new one is sent:
+        # with setup closed (or the user suspended meanwhile) no new one may follow.
+        activation_links_revoke(user=target)
         _audit_applied(approval, AuditAction.OTP_RESET)
         _activation(approval, target)
 
@@ -258,6 +271,14 @@ class BulkEmail(Applier):
         bulk.bulk_apply(
             change=approval.change, acting_user=approval.acting_user, request=approval.request
         )
+
+    def audit_detail(self, change: ChangeRequest) -> dict[str, Any]:
+        payload = change.payload
+        return {
+            key: payload[key]
+            for key in ("batch", "filename", "register", "change")
+            if key in payload
+        }
 
     def touches(self, change: ChangeRequest, user: User) -> bool:
         # A file may hold a row for a DA of the firm: that DA checks it no more than a

@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import JSONObject
 from django.http import HttpRequest
@@ -20,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record, audit_record_many
+from authn.activation import activation_links_revoke_many
 from authn.emails import ACTIVATION
 from dms.models import (
     BulkEmailBatch,
@@ -34,7 +36,13 @@ from dms.notifications import email_changed_notify_many
 from dms.refusals import RequestForbidden, RequestRefused
 from migration import phases
 from outbox.services import email_queue_many
-from participants.models import EMAIL_MAX_LENGTH, User, normalize_email, normalize_login_id
+from participants.models import (
+    EMAIL_MAX_LENGTH,
+    User,
+    UserStatus,
+    normalize_email,
+    normalize_login_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +134,23 @@ def bulk_upload(
         detail={"batch": batch.pk, "filename": batch.filename},
     )
     batch_id = batch.pk
-    transaction.on_commit(lambda: bulk_check.delay(batch_id))
+    if settings.BULK_CHECK_IN_THREAD:
+        # The embedded default has no worker: check in a thread, so that the page shows
+        # the check's progress as it would with one.
+        transaction.on_commit(lambda: _check_in_thread(batch_id))
+    else:
+        transaction.on_commit(lambda: bulk_check.delay(batch_id))
     return batch
+
+
+def _check_in_thread(batch_id: int) -> None:
+    def check() -> None:
+        try:
+            bulk_check(batch_id=batch_id)
+        finally:
+            connections.close_all()
+
+    threading.Thread(target=check, name=f"bulk-check-{batch_id}", daemon=True).start()
 
 
 def _classify(
@@ -327,15 +350,18 @@ def bulk_apply(*, change: ChangeRequest, acting_user: User, request: HttpRequest
         participant=change.participant,
         detail={"batch": batch.pk, "request": change.pk, "users": updated},
     )
-    # The emails, in the same transaction and a fixed number of statements: the notices at
-    # the old and new addresses, and an activation email to each user whose first email
-    # this is, when 2FA setup is open for them (PRODUCT.md: every user with a registered email).
+    # The emails, in the same transaction and a fixed number of statements. A link sent to
+    # an old address stops working, and one still waiting to go there is not sent; then the
+    # notices at the old and new addresses, and an activation email at the new address of
+    # each active user who has not set up 2FA, when 2FA setup is open for them (PRODUCT.md:
+    # every user with a registered email).
+    applied_users = User.objects.filter(pk__in=rows.values("user_id"))
+    activation_links_revoke_many(users=applied_users)
     email_changed_notify_many(rows=rows)
     email_queue_many(
         kind=ACTIVATION,
-        source=User.objects.filter(
-            pk__in=rows.filter(outcome=BulkOutcome.REGISTER).values("user_id"),
-            two_factor_ready_at__isnull=True,
+        source=applied_users.filter(
+            status=UserStatus.ACTIVE, two_factor_ready_at__isnull=True
         ).filter(phases.setup_open_filter("participant__terminal")),
         to=F("email"),
         params=JSONObject(user_id=F("pk")),

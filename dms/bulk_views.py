@@ -83,7 +83,12 @@ def bulk_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
             "show": show,
             "outcomes": BulkOutcome.choices,
             "lookalike_lines": lookalike_lines(batch_id=batch.pk),
-            "can_submit": batch.status == BulkStatus.READY and batch.maker_id == request.user.pk,
+            # A file that would change nothing is not put before a checker.
+            "can_submit": batch.status == BulkStatus.READY
+            and batch.maker_id == request.user.pk
+            and bool(batch.register_count or batch.change_count),
+            "changes_nothing": batch.status == BulkStatus.READY
+            and not (batch.register_count or batch.change_count),
         },
     )
 

@@ -243,5 +243,10 @@ def _decide(
         actor=acting_user,
         participant=change.participant,
         reason=reason[:64],
-        detail={"request": change.pk, "kind": change.kind},
+        # Which request, and what it changes (or would have changed).
+        detail={
+            "request": change.pk,
+            "kind": change.kind,
+            **(APPLIERS[change.kind].audit_detail(change) if change.kind in APPLIERS else {}),
+        },
     )

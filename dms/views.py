@@ -18,7 +18,7 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_safe
 
@@ -318,32 +318,38 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 @require_safe
 def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
     events, _form = _audit_rows(request)
-    header: list[object] = [
-        "time",
-        "action",
-        "outcome",
-        "login_id",
-        "acting_user",
-        "scope",
-        "method",
-        "ip",
-        "reason",
-    ]
+    # A DA reads the export in a spreadsheet: labels in the page's language, as the page shows
+    # them; the action's code stays in the last column for whoever sorts or filters by it.
+    language = translation.get_language()
 
     def rows() -> Iterator[list[object]]:
-        yield header
-        for event in events.order_by("at", "id").iterator(chunk_size=2000):
+        # The rows are written while the response streams, after the view has returned.
+        with translation.override(language):
             yield [
-                # Hong Kong time, as the audit page shows it.
-                timezone.localtime(event.at).isoformat(),
-                event.action,
-                event.outcome,
-                event.login_id,
-                event.actor.login_id if event.actor else "",
-                event.scope,
-                event.method,
-                event.ip or "",
-                event.reason,
+                _("Time"),
+                _("Action"),
+                _("Outcome"),
+                _("Login ID"),
+                _("By"),
+                _("Function"),
+                _("Method"),
+                _("IP address"),
+                _("Reason"),
+                _("Action code"),
             ]
+            for event in events.order_by("at", "id").iterator(chunk_size=2000):
+                yield [
+                    # Hong Kong time, as the audit page shows it.
+                    timezone.localtime(event.at).isoformat(),
+                    event.get_action_display(),
+                    event.get_outcome_display(),
+                    event.login_id,
+                    event.actor.login_id if event.actor else "",
+                    event.get_scope_display(),
+                    event.get_method_display(),
+                    event.ip or "",
+                    event.get_reason_display(),
+                    event.action,
+                ]
 
     return csv_response(rows(), filename="audit-trail.csv")

@@ -1,14 +1,14 @@
 """The relay: send due outbox emails, each once, whatever the number of workers.
 
-For each email, two short transactions:
-1. Claim the row (`SELECT ... FOR UPDATE SKIP LOCKED`, so workers never take the same one)
-   and, the first time, let its composer prepare it (issue the code or link). Committed
-   before anything is sent, so the user's code exists before the email does.
-2. Claim it again, send it over the open SMTP connection and mark it sent, holding the row
-   lock during the send. A worker killed before the mark leaves the row pending (its
-   transaction dies with its connection) and the next sweep sends it: before the server
-   accepted it, that is the only send; after, it is one duplicate with the same Message-ID,
-   code and link.
+Each email is claimed with `SELECT ... FOR UPDATE SKIP LOCKED` (so workers never take the
+same one), sent over the run's one SMTP conversation while the row stays locked, and marked
+sent, in one short transaction. An email that carries a code or a link is first prepared
+(the code or link issued) in a transaction of its own, committed before anything is sent, so
+the user's code exists before the email does.
+
+A worker killed before the mark leaves the row pending (its transaction dies with its
+connection) and the next sweep sends it: killed before the server accepted it, that is the
+only send; after, it is one duplicate with the same Message-ID, code and link.
 
 A failed send backs off (OUTBOX_RETRY_BASE_SECONDS, doubling, at most
 OUTBOX_RETRY_MAX_SECONDS) until the row's deadline, then the row is failed for staff to see.

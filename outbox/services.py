@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import DateTimeField, Expression, F, QuerySet, Value
+from django.db.models import BigIntegerField, DateTimeField, Expression, F, QuerySet, Value
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from common.sql import insert_from_select
@@ -77,6 +79,17 @@ def emails_cancel(*, kind: str, **params: Any) -> int:
     for key, value in params.items():
         pending = pending.filter(**{f"params__{key}": value})
     return pending.update(status=EmailStatus.CANCELLED, last_error="Replaced by a newer email")
+
+
+def emails_cancel_many(*, kind: str, key: str, values: QuerySet[Any]) -> int:
+    """Cancel the emails of `kind` still waiting whose integer parameter `key` is one of
+    `values` (a one-column queryset of integers), in one UPDATE."""
+    return (
+        OutboxEmail.objects.filter(status=EmailStatus.PENDING, kind=kind)
+        .annotate(_param=Cast(KeyTextTransform(key, "params"), BigIntegerField()))
+        .filter(_param__in=values)
+        .update(status=EmailStatus.CANCELLED, last_error="Replaced by a newer email")
+    )
 
 
 def relay_wake() -> None:

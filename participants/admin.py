@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from common.admin_widgets import DATETIME_OVERRIDES
 from participants.models import Participant, ReportFile, Smartcard, Terminal, User
 
 
@@ -70,6 +71,7 @@ class SmartcardInlineForm(SmartcardForm):
 class SmartcardInline(admin.TabularInline):
     model = Smartcard
     form = SmartcardInlineForm
+    formfield_overrides = DATETIME_OVERRIDES
     extra = 0
     fields = [
         "serial",
@@ -94,12 +96,18 @@ class UserAdmin(admin.ModelAdmin):
         "email",
         "two_factor_ready_at",
         "last_login",
+        "last_login_method_label",
     ]
     list_filter = ["role", "status", "is_staff", "participant__terminal"]
     search_fields = ["login_id", "name", "email", "participant__participant_id"]
     list_select_related = ["participant"]
     raw_id_fields = ["participant", "email_registered_by"]
-    readonly_fields = ["last_login", "last_login_method", "date_joined", "two_factor_ready_at"]
+    readonly_fields = [
+        "last_login",
+        "last_login_method_label",
+        "date_joined",
+        "two_factor_ready_at",
+    ]
     fieldsets = [
         (None, {"fields": ["login_id", "name", "participant", "role", "da_duty", "status"]}),
         (_("Access scopes"), {"fields": ["scope_online", "scope_reports", "scope_dms"]}),
@@ -113,14 +121,27 @@ class UserAdmin(admin.ModelAdmin):
         ),
         (
             _("History"),
-            {"fields": ["date_joined", "last_login", "last_login_method", "two_factor_ready_at"]},
+            {
+                "fields": [
+                    "date_joined",
+                    "last_login",
+                    "last_login_method_label",
+                    "two_factor_ready_at",
+                ]
+            },
         ),
     ]
-    filter_horizontal = ["groups", "user_permissions"]
+    # Not filter_horizontal: its script's search boxes carry ARIA names a span may not have
+    # (axe: aria-prohibited-attr); the plain multiple select is labelled.
+    formfield_overrides = DATETIME_OVERRIDES
     inlines = [SmartcardInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).select_related("participant")
+
+    @admin.display(description=_("last login method"), ordering="last_login_method")
+    def last_login_method_label(self, user: User) -> str:
+        return user.get_last_login_method_display()
 
 
 @admin.register(Smartcard)
@@ -130,12 +151,17 @@ class SmartcardAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     raw_id_fields = ["user"]
     form = SmartcardForm
+    formfield_overrides = DATETIME_OVERRIDES
     exclude = ["password_hash"]
 
 
 @admin.register(ReportFile)
 class ReportFileAdmin(admin.ModelAdmin):
-    list_display = ["participant", "business_date", "title"]
+    list_display = ["participant", "business_date", "title_label"]
     list_filter = ["business_date"]
     search_fields = ["participant__participant_id", "title"]
     list_select_related = ["participant"]
+
+    @admin.display(description=_("title"), ordering="title")
+    def title_label(self, report: ReportFile) -> str:
+        return report.get_title_display()

@@ -114,6 +114,22 @@ class Scope(models.TextChoices):
     STAFF = "staff", _("Exchange staff administration")
 
 
+class LoginMethod(models.TextChoices):
+    """How a login proved who it was: recorded on the session, the user and the audit trail."""
+
+    OTP = "otp", _("Password and one-time password")
+    BACKUP_CODE = "backup_code", _("Password and backup code")
+    SMARTCARD = "smartcard", _("Smartcard")
+    SMARTCARD_DEMO = "smartcard_demo", _("Smartcard (demo card)")
+    # The first step of an OTP login, audited when it is refused.
+    PASSWORD = "password", _("Password")
+
+    @classmethod
+    def label_of(cls, value: str) -> str:
+        """Return the label of a recorded method; an unknown one as it was recorded."""
+        return str(cls(value).label) if value in cls.values else value
+
+
 # Login IDs are ASCII. Anything else is refused before it is looked up: Unicode case mapping
 # differs between Python and the database (the dotless ı upper-cases to I in both, but
 # case-folds to itself in Python), so a non-ASCII variant of an ID could be matched by the
@@ -283,6 +299,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     def has_registered_email(self) -> bool:
         return bool(self.email)
 
+    def get_last_login_method_display(self) -> str:
+        return LoginMethod.label_of(self.last_login_method)
+
     def has_scope(self, scope: str) -> bool:
         """Return whether this user is entitled to log in for the scope."""
         if scope == Scope.STAFF:
@@ -378,3 +397,15 @@ class ReportFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant.participant_id} {self.business_date} {self.title}"
+
+    def get_title_display(self) -> str:
+        """Return the title in the active language when it is one of the reports' own titles."""
+        return str(REPORT_TITLES.get(self.title, self.title))
+
+
+# A report's title is data, in English as the clearing system names the report; the titles
+# the portal knows are shown in the reader's language, any other as it was stored.
+REPORT_TITLES = {
+    "Settlement report": _("Settlement report"),
+    "Statement of money ledger": _("Statement of money ledger"),
+}

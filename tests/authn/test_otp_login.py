@@ -67,12 +67,35 @@ def test_totp_code_cannot_be_replayed(client, user):
 
 
 def test_otp_attempts_are_throttled(client, user):
-    password_step(client, user.login_id)
-    otp_step(client, "000000")
-    # django-otp now makes the device wait; even the right code is refused meanwhile.
-    response = otp_step(client, TOTP().code(TOTPDevice.objects.get(user=user)))
-    assert "Too many wrong codes" in response.content.decode()
+    device = TOTPDevice.objects.get(user=user)
+    with time_machine.travel(dt.datetime.now(dt.UTC), tick=False):
+        password_step(client, user.login_id)
+        otp_step(client, "000000")
+        # django-otp now makes the device wait; even the right code is refused meanwhile.
+        response = otp_step(client, TOTP().code(device))
+    page = response.content.decode()
+    assert "Wait 1 second before you try another code." in page
+    assert "not checked" in page
+    assert "too many" not in page.lower()
     assert client.get(reverse("authn:online-home")).status_code == 302
+
+
+def test_otp_throttle_says_the_wait_in_seconds_then_lets_the_code_in(client, user):
+    device = TOTPDevice.objects.get(user=user)
+    with time_machine.travel(dt.datetime.now(dt.UTC), tick=False) as clock:
+        password_step(client, user.login_id)
+        for wait in (1, 2, 4, 8):
+            otp_step(client, "000000")
+            clock.shift(wait)
+        # Four wrong codes: the device waits 8 seconds after the last one.
+        clock.shift(-8)
+        response = otp_step(client, TOTP().code(device))
+        assert "Wait 8 seconds before you try another code." in response.content.decode()
+        clock.shift(5)
+        response = otp_step(client, TOTP().code(device))
+        assert "Wait 3 seconds before you try another code." in response.content.decode()
+        clock.shift(3)
+        assert otp_step(client, TOTP().code(device)).status_code == 302
 
 
 def test_scope_binding_online_session_cannot_open_reports(client, user):

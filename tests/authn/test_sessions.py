@@ -19,7 +19,8 @@ def test_idle_session_ends_after_the_idle_timeout(client, user, settings):
     with time_machine.travel(dt.timedelta(seconds=settings.SESSION_IDLE_TIMEOUT + 1)):
         response = client.get(reverse("authn:online-home"))
     assert response.status_code == 302
-    assert response["Location"] == reverse("authn:landing")
+    # Back to the login for the session's scope, and then to the page it was on.
+    assert response["Location"] == "/login/ccass/otp/online/?next=%2Fonline%2F"
     assert client.get(reverse("authn:online-home")).status_code == 302
     assert AuditEvent.objects.filter(user=user, action="session_expired").exists()
 

@@ -8,6 +8,7 @@ from base64 import b32decode
 
 import pytest
 import time_machine
+from django.test import Client
 from django.urls import reverse
 from django_otp.oath import TOTP as TOTPClock
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -88,7 +89,9 @@ def test_full_setup_with_app_then_login(client, newcomer, link):
     done = client.get(reverse("authn:setup-done")).content.decode()
     codes = re.findall(r"<code>([A-Z0-9]{5}-[A-Z0-9]{5})</code>", done)
     assert len(codes) == 10
-    assert "already shown" in client.get(reverse("authn:setup-done")).content.decode()
+    client.post(reverse("authn:setup-backup-codes-kept"))
+    assert "already shown" not in client.get(reverse("authn:setup-done")).content.decode()
+    assert _shown_codes(client) == []
     assert not any(BackupCode.objects.filter(code_hash__contains=c).exists() for c in codes)
 
     newcomer.refresh_from_db()
@@ -273,7 +276,110 @@ def test_a_backup_code_cannot_prove_a_new_channel(client, newcomer, link):
     assert response.status_code == 200
     assert 'class="error"' in response.content.decode()
     device = TOTPDevice.objects.get(user=newcomer, confirmed=False)
-    assert setup_code_verify(device=device, token=old_codes[1]) is None
+    assert not setup_code_verify(device=device, token=old_codes[1]).ok
     assert not TOTPDevice.objects.filter(user=newcomer, confirmed=True).exists()
     newcomer.refresh_from_db()
     assert newcomer.two_factor_ready_at is None
+
+
+def test_a_code_too_soon_after_a_wrong_one_says_how_long_to_wait(client, newcomer, link):
+    with time_machine.travel(dt.datetime.now(dt.UTC), tick=False) as clock:
+        _choose_password(client, link)
+        client.post(reverse("authn:setup-channel"), {"channel": "app"})
+        wrong = client.post(reverse("authn:setup-verify"), {"code": "000000"})
+        assert "That code is not valid" in wrong.content.decode()
+        response = client.post(reverse("authn:setup-verify"), {"code": _app_code(client)})
+        page = response.content.decode()
+        assert "Wait 1 second before you try another code." in page
+        assert "That code is not valid" not in page
+        assert "too many" not in page.lower()
+        clock.shift(1)
+        response = client.post(reverse("authn:setup-verify"), {"code": _app_code(client)})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("authn:setup-done")
+
+
+# The backup codes at the end of setup -------------------------------------------------------
+
+KEPT = "I have kept my backup codes"
+CODE_LINE = re.compile(r"[A-Z0-9]{5}-[A-Z0-9]{5}")
+
+
+def _shown_codes(client) -> list[str]:
+    page = client.get(reverse("authn:setup-done")).content.decode()
+    return re.findall(r"<code>([A-Z0-9]{5}-[A-Z0-9]{5})</code>", page)
+
+
+@pytest.fixture
+def finished(client, link) -> list[str]:
+    """Setup completed with the authenticator app; return the backup codes shown."""
+    _choose_password(client, link)
+    client.post(reverse("authn:setup-channel"), {"channel": "app"})
+    response = client.post(reverse("authn:setup-verify"), {"code": _app_code(client)})
+    assert response["Location"] == reverse("authn:setup-done")
+    codes = _shown_codes(client)
+    assert len(codes) == 10
+    return codes
+
+
+def test_backup_codes_stay_on_show_after_a_language_switch(client, finished):
+    done = reverse("authn:setup-done")
+    response = client.post(reverse("set_language"), {"language": "zh-hant", "next": done})
+    assert response["Location"] == done
+    page = client.get(done)
+    assert '<html lang="zh-hant">' in page.content.decode()
+    assert _shown_codes(client) == finished
+
+
+def test_backup_codes_page_offers_print_download_copy_and_confirm(client, finished):
+    page = client.get(reverse("authn:setup-done")).content.decode()
+    assert "data-print" in page
+    assert f'href="{reverse("authn:setup-backup-codes-download")}"' in page
+    assert 'data-copy="backup-codes"' in page
+    assert f'action="{reverse("authn:setup-backup-codes-kept")}"' in page
+    assert KEPT in page
+    # Until the user confirms, the page offers no way on that would leave the codes behind.
+    assert "Login with OTP - Online Functions" not in page
+
+
+def test_backup_codes_download_as_a_text_file(client, newcomer, finished):
+    response = client.get(reverse("authn:setup-backup-codes-download"))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="backup-codes.txt"'
+    assert "no-store" in response["Cache-Control"]
+    body = response.content.decode()
+    assert newcomer.login_id in body
+    # Windows line ends: Notepad on any version shows one code a line.
+    assert body.endswith("\r\n")
+    assert [line for line in body.split("\r\n") if CODE_LINE.fullmatch(line)] == finished
+    # Downloading does not count as keeping them: they are still on show.
+    assert _shown_codes(client) == finished
+
+
+def test_confirming_the_codes_were_kept_forgets_them_and_shows_the_logins(client, finished):
+    response = client.post(reverse("authn:setup-backup-codes-kept"))
+    assert response["Location"] == reverse("authn:setup-done")
+    page = client.get(reverse("authn:setup-done")).content.decode()
+    assert _shown_codes(client) == []
+    assert not any(code in page for code in finished)
+    assert "Next: log in with your password and a one-time password" in page
+    assert reverse("authn:otp-login", kwargs={"terminal": "ccass", "scope": "online"}) in page
+    assert client.get(reverse("authn:setup-backup-codes-download")).status_code == 404
+
+
+def test_confirming_takes_a_post(client, finished):
+    assert client.get(reverse("authn:setup-backup-codes-kept")).status_code == 405
+    assert _shown_codes(client) == finished
+
+
+def test_backup_codes_are_not_kept_past_the_setup_session(client, finished, settings):
+    with time_machine.travel(dt.timedelta(seconds=settings.SETUP_SESSION_SECONDS + 1)):
+        assert "already shown" in client.get(reverse("authn:setup-done")).content.decode()
+        assert client.get(reverse("authn:setup-backup-codes-download")).status_code == 404
+
+
+def test_another_browser_sees_no_codes(finished, newcomer):
+    other = Client()
+    assert "already shown" in other.get(reverse("authn:setup-done")).content.decode()
+    assert other.get(reverse("authn:setup-backup-codes-download")).status_code == 404

@@ -26,6 +26,10 @@ pytestmark = [
 NEW_PASSWORD = "quiet harbour lanterns drift home"
 LINK = re.compile(r"https?://\S+/activate/#[A-Za-z0-9_-]+")
 CODE = re.compile(r"\b(\d{6})\b")
+# The backup-code page's controls, read in English or Chinese.
+KEPT = re.compile("^(I have kept my backup codes|我已保存後備代碼)$")
+COPY = re.compile("^(Copy the backup codes|複製後備代碼)$")
+COPIED = re.compile("^(Copied|已複製)$")
 
 
 # Helpers ----------------------------------------------------------------------------------
@@ -107,29 +111,34 @@ def choose_password(page: Page, base: str, password: str) -> None:
     expect(page).to_have_url(f"{base}/setup/channel/")
 
 
-def check_backup_codes_then_reload(page: Page, base: str) -> None:
-    """Ten backup codes are shown once; reloading the page does not show them again."""
-    expect(page).to_have_url(f"{base}/setup/done/")
-    expect(page.get_by_role("heading", name="Two-factor authentication is set up")).to_be_visible()
+def shown_backup_codes(page: Page) -> list[str]:
     codes = page.get_by_test_id("backup-codes").locator("li")
     expect(codes).to_have_count(10)
-    shown = [text.strip() for text in codes.all_inner_texts()]
+    return [text.strip() for text in codes.all_inner_texts()]
+
+
+def check_backup_codes_then_keep(page: Page, base: str) -> None:
+    """Ten backup codes stay on show (a reload shows them again) until the user says they
+    kept them; then they are gone for good."""
+    expect(page).to_have_url(f"{base}/setup/done/")
+    expect(page.get_by_role("heading", name="Two-factor authentication is set up")).to_be_visible()
+    shown = shown_backup_codes(page)
     assert len(set(shown)) == 10 and all(shown), shown
 
     page.reload()
-    expect(page.get_by_role("heading", name="Your backup codes were already shown")).to_be_visible()
+    assert shown_backup_codes(page) == shown
+
+    page.get_by_role("button", name=KEPT).click()
+    expect(page).to_have_url(f"{base}/setup/done/")
+    expect(page.get_by_role("heading", name="Two-factor authentication is set up")).to_be_visible()
     expect(page.get_by_test_id("backup-codes")).to_have_count(0)
     for code in shown:
         expect(page.get_by_text(code)).to_have_count(0)
 
 
 def go_to_password_step(page: Page, base: str) -> None:
-    """From the end of setup, through the landing page, to step 1 of Login with OTP."""
-    page.get_by_role("link", name="Go to the login page").click()
-    expect(page).to_have_url(f"{base}/")
-    page.locator("#terminal-ccass").get_by_role(
-        "link", name="Login with OTP - Online Functions", exact=True
-    ).click()
+    """From the end of setup to step 1 of Login with OTP."""
+    page.get_by_role("link", name="Login with OTP - Online Functions", exact=True).click()
     expect(page).to_have_url(f"{base}/login/ccass/otp/online/")
 
 
@@ -171,7 +180,7 @@ def test_setup_with_authenticator_app_then_login(portal, page: Page, mailoutbox,
 
     field(page, "Code").fill(totp_code(secret, at=time.time()))
     page.get_by_role("button", name="Confirm").click()
-    check_backup_codes_then_reload(page, base)
+    check_backup_codes_then_keep(page, base)
 
     device = TOTPDevice.objects.get(user=user)
     assert device.confirmed
@@ -211,7 +220,7 @@ def test_setup_with_email_channel_then_login(portal, page: Page, mailoutbox, tmp
     setup_code = latest_code_mailed_to(user, mailoutbox, after=sent)
     field(page, "Code").fill(setup_code)
     page.get_by_role("button", name="Confirm").click()
-    check_backup_codes_then_reload(page, base)
+    check_backup_codes_then_keep(page, base)
     assert EmailOTPDevice.objects.get(user=user).confirmed
 
     go_to_password_step(page, base)
@@ -221,6 +230,41 @@ def test_setup_with_email_channel_then_login(portal, page: Page, mailoutbox, tmp
     login_code = latest_code_mailed_to(user, mailoutbox, after=sent)
     enter_code_and_log_in(page, base, login_code, user.login_id)
     page.screenshot(path=tmp_path / "online-functions.png", full_page=True)
+
+
+def test_backup_codes_survive_a_language_switch_then_copy_and_keep(
+    portal, page: Page, mailoutbox, tmp_path
+):
+    base = portal.url
+    user = participant_user("B10000U10")
+    begin_setup(page, base, send_activation(user, mailoutbox))
+    choose_password(page, base, NEW_PASSWORD)
+    page.get_by_label("An authenticator app on my phone (recommended)").check()
+    page.get_by_role("button", name="Continue").click()
+    secret = page.get_by_test_id("totp-secret").inner_text()
+    field(page, "Code").fill(totp_code(secret, at=time.time()))
+    page.get_by_role("button", name="Confirm").click()
+    expect(page).to_have_url(f"{base}/setup/done/")
+    shown = shown_backup_codes(page)
+
+    # The page's own language switch: a form that posts, then comes back to this page.
+    page.get_by_role("button", name="繁體中文").click()
+    expect(page).to_have_url(f"{base}/setup/done/")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hant")
+    expect(page.get_by_role("heading", name="雙重認證已設定完成")).to_be_visible()
+    assert shown_backup_codes(page) == shown
+    snap(page, tmp_path, "backup-codes-zh-hant")
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    page.get_by_role("button", name=COPY).click()
+    expect(page.get_by_role("status").filter(has_text=COPIED)).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()").split("\n") == shown
+
+    page.get_by_role("button", name=KEPT).click()
+    expect(page.get_by_test_id("backup-codes")).to_have_count(0)
+    expect(page.get_by_role("link", name="以一次性密碼登入 - 網上功能", exact=True)).to_be_visible()
+    for code in shown:
+        expect(page.get_by_text(code)).to_have_count(0)
 
 
 def test_password_rules_are_shown_and_enforced(portal, page: Page, mailoutbox, tmp_path):

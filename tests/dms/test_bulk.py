@@ -6,10 +6,13 @@ import time
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
+from authn.activation import activation_send
 from dms import bulk
 from dms.models import (
     BulkEmailBatch,
@@ -19,10 +22,13 @@ from dms.models import (
     RequestStatus,
 )
 from dms.refusals import RequestRefused
+from dms.selectors import users_for_dms
 from dms.services import request_approve
-from migration.models import Programme
-from participants.models import User
+from migration.models import Phase, Programme
+from outbox.models import OutboxEmail
+from participants.models import User, UserStatus
 from tests import factories
+from tests.helpers import activation_link, begin_setup, open_link
 from tests.test_worker import live_worker  # noqa: F401 - the live Celery worker fixture
 
 pytestmark = pytest.mark.django_db
@@ -321,5 +327,68 @@ def test_first_emails_bring_activation_emails_in_parallel_run(
     with django_capture_on_commit_callbacks(execute=True):
         request_approve(change=change, acting_user=checker_da)
     activations = [mail for mail in mailoutbox if "/activate/" in mail.body]
-    # Only the user whose first email this is; the changed one had an email already.
-    assert [mail.to for mail in activations] == [["u12@firm.example"]]
+    # Neither user has set up 2FA: the registered one and the changed one both get a link.
+    assert sorted(mail.to for mail in activations) == [["new@firm.example"], ["u12@firm.example"]]
+
+
+def _activation_mails(mailoutbox, address: str) -> list:
+    return [mail for mail in mailoutbox if "/activate/" in mail.body and mail.to == [address]]
+
+
+def test_a_changed_email_retires_the_old_link_and_the_new_address_gets_one(
+    maker_da, checker_da, people, firm, mailoutbox, django_capture_on_commit_callbacks
+):
+    changed = people[0]
+    with django_capture_on_commit_callbacks(execute=True):
+        activation_send(user=changed, acting_user=None)
+    (sent,) = _activation_mails(mailoutbox, "old@firm.example")
+    old_link = activation_link(sent.body)
+    # A second one to the old address is still waiting in the outbox when the file applies.
+    activation_send(user=changed, acting_user=None)
+    assert users_for_dms(participant=firm).get(pk=changed.pk).activation_open
+
+    batch = upload(maker_da, b"B10000U11,new@firm.example\nB10000U12,u12@firm.example\n")
+    change = bulk.bulk_submit(batch=batch, acting_user=maker_da)
+    with django_capture_on_commit_callbacks(execute=False) as relay:
+        request_approve(change=change, acting_user=checker_da)
+    # Before the new email goes: the old link no longer counts as "Activation sent".
+    assert not users_for_dms(participant=firm).get(pk=changed.pk).activation_open
+    assert open_link(Client(), old_link).status_code == 410
+    for callback in relay:
+        callback()
+
+    assert open_link(Client(), old_link).status_code == 410
+    assert begin_setup(Client(), old_link).status_code == 410
+    # The waiting email never went to the old address; the new address has a working link.
+    assert _activation_mails(mailoutbox, "old@firm.example") == [sent]
+    (new,) = _activation_mails(mailoutbox, "new@firm.example")
+    assert users_for_dms(participant=firm).get(pk=changed.pk).activation_open
+    assert begin_setup(Client(), activation_link(new.body))["Location"] == reverse(
+        "authn:setup-password"
+    )
+
+
+def test_a_changed_email_brings_no_link_to_who_is_set_up_or_suspended(
+    maker_da, checker_da, people, mailoutbox, django_capture_on_commit_callbacks
+):
+    ready, away = people[0], people[1]
+    User.objects.filter(pk=ready.pk).update(two_factor_ready_at=timezone.now())
+    User.objects.filter(pk=away.pk).update(status=UserStatus.SUSPENDED)
+    batch = upload(maker_da, b"B10000U11,new@firm.example\nB10000U12,u12@firm.example\n")
+    change = bulk.bulk_submit(batch=batch, acting_user=maker_da)
+    with django_capture_on_commit_callbacks(execute=True):
+        request_approve(change=change, acting_user=checker_da)
+    assert [mail for mail in mailoutbox if "/activate/" in mail.body] == []
+    assert not OutboxEmail.objects.filter(kind="activation").exists()
+
+
+def test_a_changed_email_brings_no_link_before_setup_opens(
+    maker_da, checker_da, people, mailoutbox, django_capture_on_commit_callbacks
+):
+    factories.set_phase("CCASS", Phase.EMAIL_REGISTRATION)
+    batch = upload(maker_da, b"B10000U11,new@firm.example\n")
+    change = bulk.bulk_submit(batch=batch, acting_user=maker_da)
+    with django_capture_on_commit_callbacks(execute=True):
+        request_approve(change=change, acting_user=checker_da)
+    assert User.objects.get(login_id="B10000U11").email == "new@firm.example"
+    assert [mail for mail in mailoutbox if "/activate/" in mail.body] == []

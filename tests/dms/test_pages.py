@@ -125,9 +125,9 @@ def test_users_list_shows_each_users_state(maker, maker_da, people):
         "Active",
         f"app.user@firm.example by {maker_da.login_id}, 2026-03-02 10:30",
     ]
-    assert app[4:] == ["Set up · app", "Valid", "2026-03-05 09:15 · otp"]
+    assert app[4:] == ["Set up · app", "Valid", "2026-03-05 09:15 · Password and one-time password"]
     assert rows["B10000MAIL"][4:6] == ["Set up · email", "—"]
-    assert rows["B10000SENT"][4:] == ["Activation sent", "—", "2026-03-04 18:00 · smartcard"]
+    assert rows["B10000SENT"][4:] == ["Activation sent", "—", "2026-03-04 18:00 · Smartcard"]
     assert rows["B10000BARE"][3:] == ["Needs an email", "Not set up", "—", "—"]
     assert rows["B10000AWAY"][2] == "Suspended"
     assert rows[maker_da.login_id][1] == "Delegated Administrator (Maker)"
@@ -387,7 +387,7 @@ def test_audit_trail_shows_the_firms_rows_only_newest_first(maker, trail, other_
         ("Request made", "B10000U01", "B10000DA1"),
         ("Login", "B10000U01", ""),
     ]
-    assert rows[-1][5:] == ["otp", "203.0.113.7"]
+    assert rows[-1][5:7] == ["Password and one-time password", "203.0.113.7"]
     assert other_firm_user.login_id not in maker.get(reverse("dms:audit-list")).content.decode()
 
 
@@ -441,28 +441,35 @@ def test_audit_csv_has_a_bom_a_header_and_the_firms_rows_only(maker, trail):
     assert content.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(content.removeprefix("\ufeff"))))
     assert rows[0] == [
-        "time",
-        "action",
-        "outcome",
-        "login_id",
-        "acting_user",
-        "scope",
-        "method",
-        "ip",
-        "reason",
+        "Time",
+        "Action",
+        "Outcome",
+        "Login ID",
+        "By",
+        "Function",
+        "Method",
+        "IP address",
+        "Reason",
+        "Action code",
     ]
     body = rows[1:]
-    assert [r[3] for r in body if r[1] != "login" or r[3] != "B10000DA1"] == ["B10000U01"] * 4
+    assert [r[3] for r in body if r[1] != "Login" or r[3] != "B10000DA1"] == ["B10000U01"] * 4
     assert "B20000U01" not in content
     # Oldest first, as a spreadsheet is read.
-    assert body[0][:5] == ["2026-03-01T12:00:00+08:00", "login", "success", "B10000U01", ""]
-    assert body[0][5:] == ["online", "otp", "203.0.113.7", ""]
+    assert body[0][:5] == ["2026-03-01T12:00:00+08:00", "Login", "Success", "B10000U01", ""]
+    assert body[0][5:] == [
+        "Online Functions",
+        "Password and one-time password",
+        "203.0.113.7",
+        "",
+        "login",
+    ]
     assert [r[0] for r in body] == sorted(r[0] for r in body)
 
 
 def test_audit_csv_follows_the_filters(maker, trail):
     rows = list(csv.reader(io.StringIO(_csv(maker, action="request_made").removeprefix("\ufeff"))))
-    assert [r[1] for r in rows[1:]] == ["request_made"]
+    assert [r[1] for r in rows[1:]] == ["Request made"]
     assert rows[1][4] == "B10000DA1"
 
 

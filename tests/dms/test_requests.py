@@ -21,7 +21,8 @@ from authn.models import BackupCodeDevice, EmailOTPDevice
 from dms.models import ChangeRequest, RequestKind, RequestStatus
 from participants.models import DaDuty, User, UserStatus
 from tests import factories
-from tests.helpers import activation_link, log_in_with_app, open_link, password_step
+from tests.dms.test_pages import users_listed
+from tests.helpers import activation_link, begin_setup, log_in_with_app, open_link, password_step
 
 pytestmark = pytest.mark.django_db
 
@@ -146,6 +147,8 @@ def test_register_a_users_first_email(
 def test_change_an_email_tells_the_old_and_the_new_address(
     maker, checker, user, mailoutbox, django_capture_on_commit_callbacks
 ):
+    # The user has set up 2FA: the change brings only the notices, no activation email.
+    User.objects.filter(pk=user.pk).update(two_factor_ready_at=timezone.now())
     old = user.email
     ask(
         maker,
@@ -170,6 +173,78 @@ def test_change_an_email_tells_the_old_and_the_new_address(
         assert mail.subject.startswith(EMAIL_CHANGED)
         assert f"was changed from {old} to new.desk@firm.example" in mail.body
     assert "email_registered" in actions(user=user)
+
+
+def _users_list_status(browser: Client, target: User) -> str:
+    """What the users list says of the user's 2FA setup."""
+    return users_listed(browser)[target.login_id][4]
+
+
+def test_change_an_email_retires_the_old_link_and_sends_one_to_the_new_address(
+    maker, checker, firm, mailoutbox, django_capture_on_commit_callbacks
+):
+    person = factories.UserFactory(
+        participant=firm, login_id="B10000U06", email="old.desk@firm.example"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        activation_send(user=person, acting_user=None)
+    old_link = activation_link(mailoutbox[-1].body)
+    # Another activation email to the old address is still waiting when the change applies.
+    activation_send(user=person, acting_user=None)
+    assert _users_list_status(maker, person) == "Activation sent"
+    ask(
+        maker,
+        person,
+        RequestKind.EMAIL_REGISTER,
+        django_capture_on_commit_callbacks,
+        email="new.desk@firm.example",
+    )
+    mailoutbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=False) as relay:
+        checker.post(
+            reverse("dms:request-decide", args=[only_request(target=person).pk, "approve"])
+        )
+    # Before the new email goes out, the list no longer counts the old link as sent.
+    assert _users_list_status(maker, person) == "Not set up"
+    assert open_link(Client(), old_link).status_code == 410
+    for callback in relay:
+        callback()
+
+    activations = [mail for mail in mailoutbox if mail.subject.startswith(ACTIVATION)]
+    assert [mail.to for mail in activations] == [["new.desk@firm.example"]]
+    assert open_link(Client(), old_link).status_code == 410
+    assert begin_setup(Client(), old_link).status_code == 410
+    assert _users_list_status(maker, person) == "Activation sent"
+    new_link = activation_link(activations[0].body)
+    assert begin_setup(Client(), new_link)["Location"] == reverse("authn:setup-password")
+    # Two activation emails to the old address, one to the new.
+    assert actions(user=person).count("activation_sent") == 3
+
+
+def test_otp_reset_retires_the_old_link_before_the_new_one_goes(
+    maker, checker, user, mailoutbox, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        activation_send(user=user, acting_user=None)
+    old_link = activation_link(mailoutbox[-1].body)
+    assert _users_list_status(maker, user) == "Activation sent"
+    ask(maker, user, RequestKind.OTP_RESET, django_capture_on_commit_callbacks)
+    mailoutbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=False) as relay:
+        checker.post(reverse("dms:request-decide", args=[only_request(target=user).pk, "approve"]))
+    assert _users_list_status(maker, user) == "Not set up"
+    assert open_link(Client(), old_link).status_code == 410
+    for callback in relay:
+        callback()
+
+    (mail,) = mailoutbox
+    assert mail.subject.startswith(ACTIVATION)
+    assert open_link(Client(), old_link).status_code == 410
+    assert begin_setup(Client(), activation_link(mail.body))["Location"] == reverse(
+        "authn:setup-password"
+    )
 
 
 def test_create_a_user_exists_only_after_approval(
