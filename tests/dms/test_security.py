@@ -36,8 +36,10 @@ def text(response) -> str:
 
 
 def visible(response) -> str:
-    """The page as a person sees it, without the per-response CSRF token."""
-    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", text(response))
+    """The page as a person sees it, without the per-response CSRF token and the session's
+    time left (which moves on by the second between two requests)."""
+    page = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", text(response))
+    return re.sub(r'data-(idle|absolute)-left="\d+"', "", page)
 
 
 @pytest.fixture
