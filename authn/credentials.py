@@ -59,15 +59,12 @@ Verifier = Callable[[User | None], Verdict]
 
 
 def _user_for_login(login_id: str) -> User | None:
-    normalized = normalize_login_id(login_id)
-    if normalized is None:
-        return None
     # The row lock makes parallel guesses at one account wait their turn, so the
     # throttle counts each of them, whether or not its throttle row exists yet.
     return (
         User.objects.select_for_update(of=("self",))
         .select_related("participant__terminal__programme")
-        .filter(login_id__iexact=normalized)
+        .by_login_id(login_id)
         .first()
     )
 

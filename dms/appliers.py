@@ -160,7 +160,7 @@ class UserCreate(Applier):
                 "prefix": participant.participant_id
             }
         # In the firm's namespace, a clash is with one of the firm's own users.
-        if User.objects.filter(login_id__iexact=login_id).exists():
+        if User.objects.by_login_id(login_id).exists():
             return _("This login ID is already in use.")
         if (
             payload.get("role") == Role.DA

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, validate_email
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
@@ -185,6 +186,17 @@ class UserQuerySet(models.QuerySet["User"]):
     def for_participant(self, participant: Participant) -> UserQuerySet:
         return self.filter(participant=participant)
 
+    def by_login_id(self, login_id: str) -> UserQuerySet:
+        """The user with this login ID, whatever its case, through the index on LOWER(login_id).
+
+        `login_id__iexact` would not use it: PostgreSQL compares UPPER() and SQLite LIKE.
+        A value that cannot be a login ID matches nobody.
+        """
+        normalized = normalize_login_id(login_id)
+        if normalized is None:
+            return self.none()
+        return self.alias(login_id_lower=Lower("login_id")).filter(login_id_lower=normalized)
+
 
 class UserManager(BaseUserManager.from_queryset(UserQuerySet)):  # type: ignore[misc]
     use_in_migrations = True
@@ -270,6 +282,9 @@ class User(AbstractBaseUser, PermissionsMixin):
                 condition=Q(role="user", da_duty="") | Q(role="da") & ~Q(da_duty=""),
                 name="user_da_duty_only_for_da",
             ),
+            # One account per login ID whatever its case, and the index every login's
+            # lookup uses (User.objects.by_login_id): LOWER(login_id) = the normalised ID.
+            models.UniqueConstraint(Lower("login_id"), name="user_login_id_ci_unique"),
         ]
         indexes = [
             models.Index(fields=["participant", "role"], name="user_participant_role_idx"),
