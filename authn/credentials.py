@@ -19,6 +19,7 @@ from django.utils import timezone
 from audit.models import AuditAction, Outcome
 from audit.models import Refusal as Refusal  # Why a login step was refused.
 from audit.services import audit_record
+from authn.devices import primary_devices
 from authn.models import LoginThrottle
 from participants.models import Scope, Terminal, User, normalize_login_id
 
@@ -61,9 +62,12 @@ Verifier = Callable[[User | None], Verdict]
 def _user_for_login(login_id: str) -> User | None:
     # The row lock makes parallel guesses at one account wait their turn, so the
     # throttle counts each of them, whether or not its throttle row exists yet.
+    # The user's OTP channel comes in the same query (authn.otp.primary_channel), and the
+    # firm, which the audit row names; the entry's terminal and phase were read already.
     return (
         User.objects.select_for_update(of=("self",))
-        .select_related("participant__terminal__programme")
+        .select_related("participant")
+        .annotate(**primary_devices())
         .by_login_id(login_id)
         .first()
     )

@@ -4,13 +4,56 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
+from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
 from authn.models import BackupCodeDevice, EmailOTPDevice
 from participants.models import User
+
+
+def primary_device(user: User) -> Device | None:
+    """Return the user's confirmed OTP channel: their authenticator app or their email."""
+    totp = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if totp is not None:
+        return totp
+    return EmailOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def primary_devices() -> dict[str, Subquery]:
+    """Annotations that give a user's row the ids of its confirmed app and email devices,
+    so that the password step learns the channel from the query that finds the user."""
+    return {
+        "app_device_id": Subquery(
+            TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+            .order_by("pk")
+            .values("pk")[:1]
+        ),
+        "email_device_id": Subquery(
+            EmailOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+            .order_by("pk")
+            .values("pk")[:1]
+        ),
+    }
+
+
+def primary_channel(user: User) -> tuple[str, int] | None:
+    """("app", device id) or ("email", device id): the user's channel, as primary_device()
+    chooses it, from primary_devices()' annotations when the user was loaded with them."""
+    if hasattr(user, "app_device_id"):
+        app, email = user.app_device_id, getattr(user, "email_device_id", None)
+    else:
+        device = primary_device(user)
+        app = device.pk if isinstance(device, TOTPDevice) else None
+        email = device.pk if isinstance(device, EmailOTPDevice) else None
+    if app is not None:
+        return ("app", int(app))
+    if email is not None:
+        return ("email", int(email))
+    return None
 
 
 def backup_codes_issue(*, user: User) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -19,8 +20,23 @@ from authn import sessions
 from participants.models import User
 
 
+@dataclasses.dataclass(frozen=True)
+class PendingLogin:
+    """Who passed the password step, and the channel their code comes from ("app" or
+    "email", and the device's id): what the code step needs before it touches the database."""
+
+    user_id: int
+    channel: str
+    device_id: int
+
+
 def login_pending_start(
-    request: HttpRequest, *, user: User, scope: str, terminal: str | None
+    request: HttpRequest,
+    *,
+    user: User,
+    scope: str,
+    terminal: str | None,
+    channel: tuple[str, int],
 ) -> None:
     """Remember, between the password step and the OTP step, who passed the first."""
     request.session[sessions.PENDING_KEY] = {
@@ -28,7 +44,27 @@ def login_pending_start(
         "scope": scope,
         "terminal": terminal,
         "at": int(time.time()),
+        "channel": channel[0],
+        "device_id": channel[1],
     }
+
+
+def login_pending(request: HttpRequest, *, scope: str, terminal: str | None) -> PendingLogin | None:
+    """The pending login of this session for this entry, if it has not timed out."""
+    pending = request.session.get(sessions.PENDING_KEY)
+    if not pending or pending.get("scope") != scope or pending.get("terminal") != terminal:
+        return None
+    if time.time() - pending.get("at", 0) > settings.LOGIN_PENDING_TIMEOUT:
+        request.session.pop(sessions.PENDING_KEY, None)
+        return None
+    if pending.get("channel") not in ("app", "email"):
+        # Started by an earlier release, without the channel: start again.
+        return None
+    return PendingLogin(
+        user_id=int(pending["user_id"]),
+        channel=str(pending["channel"]),
+        device_id=int(pending["device_id"]),
+    )
 
 
 def login_pending_code_sent(request: HttpRequest, *, sent: bool) -> None:
@@ -50,15 +86,12 @@ def login_pending_was_code_sent(request: HttpRequest) -> bool | None:
 
 
 def login_pending_user(request: HttpRequest, *, scope: str, terminal: str | None) -> User | None:
-    pending = request.session.get(sessions.PENDING_KEY)
-    if not pending or pending.get("scope") != scope or pending.get("terminal") != terminal:
-        return None
-    if time.time() - pending.get("at", 0) > settings.LOGIN_PENDING_TIMEOUT:
-        request.session.pop(sessions.PENDING_KEY, None)
+    pending = login_pending(request, scope=scope, terminal=terminal)
+    if pending is None:
         return None
     return (
         User.objects.select_related("participant__terminal__programme")
-        .filter(pk=pending["user_id"])
+        .filter(pk=pending.user_id)
         .first()
     )
 

@@ -14,19 +14,13 @@ from audit.models import AuditAction, Outcome
 from audit.services import audit_record
 from authn import sessions
 from authn.credentials import Refusal
+from authn.devices import primary_channel as primary_channel
+from authn.devices import primary_device as primary_device
 from authn.emails import OTP_CODE
-from authn.login import login_complete
+from authn.login import PendingLogin, login_complete
 from authn.models import BackupCodeDevice, EmailOTPDevice
 from outbox.services import email_queue, emails_cancel
 from participants.models import User
-
-
-def primary_device(user: User) -> Device | None:
-    """Return the user's confirmed OTP channel: their authenticator app or their email."""
-    totp = TOTPDevice.objects.filter(user=user, confirmed=True).first()
-    if totp is not None:
-        return totp
-    return EmailOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,13 +31,13 @@ class ChallengeResult:
 
 @transaction.atomic
 def email_otp_challenge(
-    *, device: EmailOTPDevice, request: HttpRequest | None, scope: str = ""
+    *, device_id: int, request: HttpRequest | None, scope: str = ""
 ) -> ChallengeResult:
     """Have a fresh code emailed to the device's user, unless the resend cooldown is running."""
     device = (
         EmailOTPDevice.objects.select_for_update(of=("self",))
         .select_related("user")
-        .get(pk=device.pk)
+        .get(pk=device_id)
     )
     allowed, data = device.generate_is_allowed()
     if not allowed:
@@ -99,6 +93,11 @@ def otp_verify(*, user: User, token: str) -> OtpResult:
         )
     if device is None:
         return OtpResult(device=None, refusal=Refusal.BAD_CODE)
+    return _device_check(device, token)
+
+
+def _device_check(device: Device, token: str) -> OtpResult:
+    """Check and use up `token` on a locked device, under the device's own throttle."""
     allowed, data = device.verify_is_allowed()
     if not allowed:
         return OtpResult(
@@ -109,13 +108,49 @@ def otp_verify(*, user: User, token: str) -> OtpResult:
     return OtpResult(device=None, refusal=Refusal.BAD_CODE)
 
 
+# The user and the firm the audit row names: nothing else of theirs is read to log in.
+_USER_AND_FIRM = "user__participant"
+
+
+def _pending_device(pending: PendingLogin, token: str) -> Device | None:
+    """The device that checks `token` for the pending login, locked, with its user and the
+    user's firm, terminal and programme: one query."""
+    if _is_numeric_code(token):
+        model: type[Device] = TOTPDevice if pending.channel == "app" else EmailOTPDevice
+        devices = model.objects.filter(pk=pending.device_id)
+    else:
+        devices = BackupCodeDevice.objects.all()
+    return (
+        devices.select_for_update(of=("self",))
+        .select_related(_USER_AND_FIRM)
+        .filter(user_id=pending.user_id, confirmed=True)
+        .order_by("pk")
+        .first()
+    )
+
+
 @transaction.atomic
 def otp_login(
-    request: HttpRequest, *, user: User, token: str, scope: str, terminal: str | None
-) -> OtpResult:
-    """Check the code and log the user in, in one transaction: the code is used up only
-    by a login that is recorded, and a failure is audited."""
-    result = otp_verify(user=user, token=token)
+    request: HttpRequest, *, pending: PendingLogin, token: str, scope: str, terminal: str | None
+) -> OtpResult | None:
+    """Check the code of a pending login and log its user in, in one transaction: the code is
+    used up only by a login that is recorded, and a failure is audited.
+
+    The device and the user come in one query. Return None if the pending user is gone.
+    """
+    token = token.strip().replace(" ", "")
+    device = _pending_device(pending, token)
+    if device is not None:
+        user = device.user
+        result = _device_check(device, token)
+    else:
+        # The device was reset or replaced since the password step: check as before, which
+        # refuses the code unless the user's channel changed to one that takes it.
+        found = User.objects.select_related("participant").filter(pk=pending.user_id).first()
+        if found is None:
+            return None
+        user = found
+        result = otp_verify(user=user, token=token)
     if result.ok and result.device is not None:
         method = (
             sessions.Method.BACKUP_CODE

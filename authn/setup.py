@@ -77,7 +77,7 @@ def setup_channel_choose(*, request: HttpRequest, user: User, channel: str) -> D
         detail={"channel": channel},
     )
     if isinstance(device, EmailOTPDevice):
-        email_otp_challenge(device=device, request=request)
+        email_otp_challenge(device_id=device.pk, request=request)
     return device
 
 

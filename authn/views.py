@@ -183,8 +183,9 @@ def otp_login(request: HttpRequest, scope: str, terminal: str | None = None) -> 
             method=sessions.Method.PASSWORD,
         )
         if result.ok and result.user is not None:
-            device = otp.primary_device(result.user)
-            if device is None:
+            # The user's channel came with the user (credentials' lookup annotates it).
+            channel = otp.primary_channel(result.user)
+            if channel is None:
                 form.add_error(
                     None,
                     _(
@@ -195,10 +196,13 @@ def otp_login(request: HttpRequest, scope: str, terminal: str | None = None) -> 
             else:
                 terminal_code = term.code if term else None
                 login.login_pending_start(
-                    request, user=result.user, scope=scope, terminal=terminal_code
+                    request, user=result.user, scope=scope, terminal=terminal_code, channel=channel
                 )
-                if isinstance(device, EmailOTPDevice):
-                    challenge = otp.email_otp_challenge(device=device, request=request, scope=scope)
+                kind, device_id = channel
+                if kind == "email":
+                    challenge = otp.email_otp_challenge(
+                        device_id=device_id, request=request, scope=scope
+                    )
                     login.login_pending_code_sent(request, sent=challenge.sent)
                 nxt = request.POST.get("next")
                 query = "?" + urlencode({"next": nxt}) if nxt else ""
@@ -217,39 +221,52 @@ def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = No
     """Step two of a login with OTP: the code from the user's channel, or a backup code."""
     if (terminal is None) != (scope == Scope.STAFF):
         raise Http404
-    # The terminal comes with the pending user; looking it up again would cost a query.
+    # What the page needs is in the session, from the password step: the user is read
+    # only when a code is checked, in the same query as the device (otp.otp_login).
     terminal_code = terminal.upper() if terminal else None
-    user = login.login_pending_user(request, scope=scope, terminal=terminal_code)
-    term = user.participant.terminal if user and user.participant else None
-    login_path, verify_path, resend_path = _otp_routes(scope, term, terminal)
-    if user is None:
+    pending = login.login_pending(request, scope=scope, terminal=terminal_code)
+    login_path, verify_path, resend_path = _otp_routes(scope, None, terminal)
+    start_over = login_path + _next_query(request)
+    if pending is None:
         messages.info(request, _("Please start again with your login ID and password."))
-        return HttpResponseRedirect(login_path + _next_query(request))
+        return HttpResponseRedirect(start_over)
     form = OtpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         result = otp.otp_login(
-            request, user=user, token=form.cleaned_data["code"], scope=scope, terminal=terminal_code
+            request,
+            pending=pending,
+            token=form.cleaned_data["code"],
+            scope=scope,
+            terminal=terminal_code,
         )
+        if result is None:
+            messages.info(request, _("Please start again with your login ID and password."))
+            return HttpResponseRedirect(start_over)
         if result.ok:
             return HttpResponseRedirect(_safe_next(request, home_url(scope)))
         if result.refusal == credentials.Refusal.THROTTLED and result.locked_until:
             form.add_error("code", code_wait_message(result.locked_until, timezone.now()))
         else:
             form.add_error("code", _("That code is not valid. Check it and try again."))
-    device = otp.primary_device(user)
+    resend: dict[str, Any] = {}
+    if pending.channel == "email":
+        device = EmailOTPDevice.objects.filter(pk=pending.device_id).first()
+        if device is not None:
+            resend = _resend_context(request, device)
     return render(
         request,
         "authn/login_otp.html",
         _login_context(
             request,
             scope=scope,
-            terminal=term,
+            # Only its name is shown: the code from the URL, with no query.
+            terminal=Terminal(code=terminal_code) if terminal_code else None,
             form=form,
             action=verify_path,
             resend_action=resend_path,
-            start_over=login_path + _next_query(request),
-            channel="email" if isinstance(device, EmailOTPDevice) else "app",
-            **(_resend_context(request, device) if isinstance(device, EmailOTPDevice) else {}),
+            start_over=start_over,
+            channel=pending.channel,
+            **resend,
         ),
     )
 
@@ -284,12 +301,11 @@ def otp_login_resend(request: HttpRequest, scope: str, terminal: str | None = No
     """Email a new code, unless one was sent less than a minute ago."""
     term = _resolve_otp_entry(terminal, scope)
     login_path, verify_path, _resend = _otp_routes(scope, term)
-    user = login.login_pending_user(request, scope=scope, terminal=term.code if term else None)
-    if user is None:
+    pending = login.login_pending(request, scope=scope, terminal=term.code if term else None)
+    if pending is None:
         return HttpResponseRedirect(login_path + _next_query(request))
-    device = otp.primary_device(user)
-    if isinstance(device, EmailOTPDevice):
-        result = otp.email_otp_challenge(device=device, request=request, scope=scope)
+    if pending.channel == "email":
+        result = otp.email_otp_challenge(device_id=pending.device_id, request=request, scope=scope)
         # The code page says when no code was sent, and when the next one can be asked for.
         login.login_pending_code_sent(request, sent=result.sent)
         if result.sent:
@@ -637,7 +653,7 @@ def setup_resend(request: HttpRequest) -> HttpResponse:
         return redirect("authn:landing")
     device = setup.setup_device(request, user=user)
     if isinstance(device, EmailOTPDevice):
-        _announce_challenge(request, otp.email_otp_challenge(device=device, request=request))
+        _announce_challenge(request, otp.email_otp_challenge(device_id=device.pk, request=request))
     return redirect("authn:setup-verify")
 
 

@@ -45,7 +45,12 @@ def database_from_url(url: str) -> dict[str, object]:
     """Return a DATABASES entry for a postgres:// or sqlite:/// URL."""
     parts = urlsplit(url)
     if parts.scheme in {"postgres", "postgresql"}:
-        options = dict(parse_qsl(parts.query))
+        options: dict[str, object] = {
+            # The planner's JIT compiles a plan for a query it expects to be costly; for the
+            # portal's indexed reads it cost more than the query (one list: 413 of 519 ms).
+            "options": "-c jit=off",
+        }
+        options.update(parse_qsl(parts.query))
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parts.path.lstrip("/")),

@@ -244,7 +244,7 @@ def test_otp_email_is_english_then_chinese(
 ):
     device = factories.EmailOTPDeviceFactory(user=factories.UserFactory(login_id="B10000U32"))
     with django_capture_on_commit_callbacks(execute=True):
-        email_otp_challenge(device=device, request=None)
+        email_otp_challenge(device_id=device.pk, request=None)
     (mail,) = mailoutbox
     assert mail.to == [device.user.email]
     code = re.search(r"Your one-time password is (\d{6})\.", mail.body).group(1)

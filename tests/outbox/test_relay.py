@@ -41,7 +41,7 @@ def device(email_user):
 
 def _challenge(device, capture):
     with capture(execute=True):
-        email_otp_challenge(device=device, request=None)
+        email_otp_challenge(device_id=device.pk, request=None)
     return OutboxEmail.objects.latest("id")
 
 
@@ -65,7 +65,7 @@ def test_a_change_rolled_back_sends_nothing(device, django_capture_on_commit_cal
     with django_capture_on_commit_callbacks(execute=True):
         try:
             with transaction.atomic():
-                email_otp_challenge(device=device, request=None)
+                email_otp_challenge(device_id=device.pk, request=None)
                 raise RuntimeError("the change failed")
         except RuntimeError:
             pass
@@ -153,7 +153,7 @@ def test_a_crash_after_the_server_accepted_sends_one_duplicate_with_the_same_cod
 ):
     settings.EMAIL_BACKEND = "tests.outbox.backends.AcceptThenCrashBackend"
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        email_otp_challenge(device=device, request=None)
+        email_otp_challenge(device_id=device.pk, request=None)
     row = OutboxEmail.objects.get()
     with pytest.raises(Crash):
         relay.relay()
@@ -223,7 +223,7 @@ def test_no_code_or_link_reaches_a_log(email_user, caplog, django_capture_on_com
 
     device = EmailOTPDevice.objects.get(user=email_user)
     with caplog.at_level(logging.DEBUG), django_capture_on_commit_callbacks(execute=True):
-        email_otp_challenge(device=device, request=None)
+        email_otp_challenge(device_id=device.pk, request=None)
         activation_send(user=email_user, acting_user=None)
     code = CODE.search(mail.outbox[0].body).group(1)
     token = re.search(r"/activate/#([A-Za-z0-9_-]+)", mail.outbox[1].body).group(1)
