@@ -9,6 +9,12 @@ The condition is written `k1 <= v1 AND (k1 < v1 OR (k1 = v1 AND k2 < v2))`: the 
 a range that both PostgreSQL and SQLite start an index scan from, and the rest only sorts out
 the rows that share k1 with the cursor (row-value comparisons are not in the ORM).
 
+A list that is the union of several index ranges (an audit trail's rows where a user is the
+subject OR the actor) is read with `branches`: each branch reads its own first `size + 1` rows
+beyond the cursor, through its own index, and the page is the first `size + 1` of those. An
+`OR` over the whole list instead would make the database walk one index and filter it, as
+far as the page's depth.
+
 The cursor is the keys of the page's edge row, in the URL as `?after=` (the next, older
 rows) or `?before=` (the previous, newer ones). A cursor that does not decode is treated as
 no cursor: the first page, never an error page for a link that was cut or edited.
@@ -159,17 +165,45 @@ class KeysetPage(Generic[T]):
         return urlencode([*self.base, (BEFORE, self.previous_cursor or "")])
 
 
+def _read(
+    queryset: QuerySet[T],
+    beyond: Q | None,
+    order_by: list[str],
+    limit: int,
+    branches: Sequence[Q],
+) -> list[T]:
+    """The first `limit` rows of `queryset` beyond a cursor, in `order_by`: one query."""
+    rows = queryset if beyond is None else queryset.filter(beyond)
+    if branches:
+        # Each branch's first rows, through its own index; then those few in order. The
+        # ids come through one IN (... UNION ALL ...), which the database joins to the few
+        # rows it names; an OR of two INs would be a filter over the firm's whole list.
+        firsts = [
+            queryset.model._default_manager.filter(
+                pk__in=rows.filter(branch).order_by(*order_by).values("pk")[:limit]
+            )
+            .values("pk")
+            .order_by()  # SQLite: no ORDER BY in a UNION's parts
+            for branch in branches
+        ]
+        union = firsts[0].union(*firsts[1:], all=True) if len(firsts) > 1 else firsts[0]
+        rows = queryset.filter(pk__in=union)
+    return list(rows.order_by(*order_by)[:limit])
+
+
 def keyset_page(
     queryset: QuerySet[T],
     *,
     order: Order,
     params: Mapping[str, str],
     size: int,
+    branches: Sequence[Q] = (),
 ) -> KeysetPage[T]:
     """Read one page of `queryset` in `order`, from the cursor in `params` (a request's GET).
 
     Two queries at most, each reading `size + 1` rows: the page itself, and only when the
-    page came from a `before` cursor and ends the list, the first page read afresh.
+    page came from a `before` cursor and ends the list, the first page read afresh. With
+    `branches`, the list is the rows of `queryset` that match any of them (see above).
     """
     size = max(1, min(size, MAX_PAGE_SIZE))
     base = tuple(
@@ -183,16 +217,24 @@ def keyset_page(
 
     if before is not None:
         # The rows just before the cursor: read backwards, then put in the list's order.
-        rows = list(
-            queryset.filter(_beyond(order.keys, before, down=not order.descending)).order_by(
-                *order.order_by(reverse=True)
-            )[: size + 1]
+        rows = _read(
+            queryset,
+            _beyond(order.keys, before, down=not order.descending),
+            order.order_by(reverse=True),
+            size + 1,
+            branches,
         )
         more_before = len(rows) > size
         rows = rows[:size][::-1]
         if not more_before:
             # Back at the start of the list: show it as the first page, full.
-            return keyset_page(queryset, order=order, params=_without_cursor(params), size=size)
+            return keyset_page(
+                queryset,
+                order=order,
+                params=_without_cursor(params),
+                size=size,
+                branches=branches,
+            )
         return KeysetPage(
             rows=rows,
             next_cursor=_edge(rows[-1], order),
@@ -202,10 +244,8 @@ def keyset_page(
             base=base,
         )
 
-    page = queryset
-    if after is not None:
-        page = page.filter(_beyond(order.keys, after, down=order.descending))
-    rows = list(page.order_by(*order.order_by())[: size + 1])
+    beyond = None if after is None else _beyond(order.keys, after, down=order.descending)
+    rows = _read(queryset, beyond, order.order_by(), size + 1, branches)
     more = len(rows) > size
     rows = rows[:size]
     return KeysetPage(

@@ -8,6 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditAction
+from audit.selectors import TrailFilters
 from participants.models import (
     DaDuty,
     Participant,
@@ -79,7 +80,12 @@ class UserFilterForm(forms.Form):
             ("das", _("DAs")),
         ],
     )
-    q = forms.CharField(label=_("Login ID or email"), required=False, max_length=254)
+    q = forms.CharField(
+        label=_("Login ID or email"),
+        required=False,
+        max_length=254,
+        help_text=_("Its first letters, in any case: B10000 or mary."),
+    )
 
 
 class AuditFilterForm(forms.Form):
@@ -93,3 +99,15 @@ class AuditFilterForm(forms.Form):
     date_to = forms.DateField(
         label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
+
+    def filters(self) -> TrailFilters:
+        """The filters chosen; none at all while any of them is invalid (shown as an error)."""
+        if not self.is_valid():
+            return TrailFilters()
+        data = self.cleaned_data
+        return TrailFilters(
+            login_id=data["user"].strip(),
+            action=data["action"],
+            date_from=data["date_from"],
+            date_to=data["date_to"],
+        )

@@ -85,9 +85,13 @@ class ChangeRequest(models.Model):
         verbose_name = _("change request")
         verbose_name_plural = _("change requests")
         indexes = [
+            # The requests list, newest first a page at a time (keyset on created_at, id):
+            # each status tab, and all of them.
             models.Index(
-                fields=["participant", "status", "-created_at"], name="request_firm_status_idx"
-            )
+                fields=["participant", "status", "-created_at", "-id"],
+                name="request_firm_status_key_idx",
+            ),
+            models.Index(fields=["participant", "-created_at", "-id"], name="request_firm_key_idx"),
         ]
         constraints = [
             models.UniqueConstraint(

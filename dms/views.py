@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q
 from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
-    StreamingHttpResponse,
 )
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_safe
 
-from audit.models import AuditEvent
 from authn.decorators import scope_required
-from common.csv_export import csv_response
 from common.idn import review_email
 from dms import services
 from dms.access import get_request_for_da, get_user_for_da
 from dms.forms import (
-    AuditFilterForm,
     EmailRequestForm,
     RejectForm,
     UserCreateForm,
@@ -37,7 +30,13 @@ from dms.forms import (
 )
 from dms.models import RequestKind, RequestStatus
 from dms.refusals import RequestForbidden, RequestRefused
-from dms.selectors import lookalike_lines, requests_for_dms, users_for_dms
+from dms.selectors import (
+    lookalike_lines,
+    requests_for_dms,
+    requests_page_for_dms,
+    users_for_dms,
+    users_page_for_dms,
+)
 from migration import phases
 from participants.access import request_participant
 from participants.models import Scope, User, normalize_email
@@ -112,14 +111,15 @@ def user_list(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         filter_name = form.cleaned_data["filter"]
         search = form.cleaned_data["q"]
-    users = users_for_dms(participant=participant, filter_name=filter_name, search=search)
-    page = Paginator(users, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page = users_page_for_dms(
+        participant=participant,
+        params=request.GET,
+        size=PAGE_SIZE,
+        filter_name=filter_name,
+        search=search,
+    )
     return render(
-        request,
-        "dms/user_list.html",
-        {"participant": participant, "form": form, "page": page, "query": query.urlencode()},
+        request, "dms/user_list.html", {"participant": participant, "form": form, "page": page}
     )
 
 
@@ -219,8 +219,12 @@ def request_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", RequestStatus.PENDING)
     if status not in RequestStatus.values and status != "all":
         status = RequestStatus.PENDING
-    requests = requests_for_dms(participant=participant, status="" if status == "all" else status)
-    page = Paginator(requests, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = requests_page_for_dms(
+        participant=participant,
+        params=request.GET,
+        size=PAGE_SIZE,
+        status="" if status == "all" else status,
+    )
     return render(
         request,
         "dms/request_list.html",
@@ -281,75 +285,3 @@ def request_decide(request: HttpRequest, request_id: int, decision: str) -> Http
         if response is not None:
             return response
     return HttpResponseRedirect(reverse("dms:request-detail", args=[change.pk]))
-
-
-def _audit_rows(request: HttpRequest) -> tuple[QuerySet[AuditEvent], AuditFilterForm]:
-    participant = request_participant(request)
-    events = AuditEvent.objects.for_participant(participant).select_related("actor")
-    form = AuditFilterForm(request.GET or None)
-    if form.is_valid():
-        data = form.cleaned_data
-        if data["user"]:
-            events = events.filter(
-                Q(login_id__iexact=data["user"]) | Q(actor__login_id__iexact=data["user"])
-            )
-        if data["action"]:
-            events = events.filter(action=data["action"])
-        if data["date_from"]:
-            events = events.filter(at__date__gte=data["date_from"])
-        if data["date_to"]:
-            events = events.filter(at__date__lte=data["date_to"])
-    return events, form
-
-
-@dms_required
-@require_safe
-def audit_list(request: HttpRequest) -> HttpResponse:
-    events, form = _audit_rows(request)
-    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(
-        request, "dms/audit_list.html", {"page": page, "form": form, "query": query.urlencode()}
-    )
-
-
-@dms_required
-@require_safe
-def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
-    events, _form = _audit_rows(request)
-    # A DA reads the export in a spreadsheet: labels in the page's language, as the page shows
-    # them; the action's code stays in the last column for whoever sorts or filters by it.
-    language = translation.get_language()
-
-    def rows() -> Iterator[list[object]]:
-        # The rows are written while the response streams, after the view has returned.
-        with translation.override(language):
-            yield [
-                _("Time"),
-                _("Action"),
-                _("Outcome"),
-                _("Login ID"),
-                _("By"),
-                _("Function"),
-                _("Method"),
-                _("IP address"),
-                _("Reason"),
-                _("Action code"),
-            ]
-            for event in events.order_by("at", "id").iterator(chunk_size=2000):
-                yield [
-                    # Hong Kong time, as the audit page shows it.
-                    timezone.localtime(event.at).isoformat(),
-                    event.get_action_display(),
-                    event.get_outcome_display(),
-                    event.login_id,
-                    event.actor.login_id if event.actor else "",
-                    event.get_scope_display(),
-                    event.get_method_display(),
-                    event.ip or "",
-                    event.get_reason_display(),
-                    event.action,
-                ]
-
-    return csv_response(rows(), filename="audit-trail.csv")

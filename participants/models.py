@@ -11,11 +11,13 @@ from django.contrib.auth.models import PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, validate_email
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
+
+from common.prefix import Folded
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -288,8 +290,23 @@ class User(AbstractBaseUser, PermissionsMixin):
         ]
         indexes = [
             models.Index(fields=["participant", "role"], name="user_participant_role_idx"),
-            # The DMS users list: one firm's users in login ID order, a page at a time.
+            # One firm's users by login ID.
             models.Index(fields=["participant", "login_id"], name="user_participant_login_idx"),
+            # The DMS users list (dms.selectors) reads a firm's users in LOWER(login_id) order,
+            # byte by byte: these read a page's worth of entries at any depth, one for the
+            # whole list (and the login ID prefix search), one for each of the list's filters.
+            models.Index(F("participant"), Folded("login_id"), name="user_firm_login_key_idx"),
+            *(
+                models.Index(F("participant"), Folded("login_id"), condition=condition, name=name)
+                for name, condition in (
+                    ("user_firm_needs_email_idx", Q(email="")),
+                    ("user_firm_not_set_up_idx", Q(two_factor_ready_at__isnull=True)),
+                    ("user_firm_suspended_idx", Q(status=UserStatus.SUSPENDED)),
+                    ("user_firm_das_idx", Q(role=Role.DA)),
+                )
+            ),
+            # The email prefix search.
+            models.Index(F("participant"), Folded("email"), name="user_firm_email_key_idx"),
         ]
 
     def __str__(self) -> str:
