@@ -6,6 +6,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -82,6 +84,8 @@ class AuditEvent(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("user"),
+        # The composite indexes below lead with this column: no index of its own.
+        db_index=False,
     )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -90,6 +94,7 @@ class AuditEvent(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("acting user"),
+        db_index=False,
     )
     participant = models.ForeignKey(
         "participants.Participant",
@@ -98,6 +103,7 @@ class AuditEvent(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("participant"),
+        db_index=False,
     )
     scope = models.CharField(_("scope"), max_length=16, blank=True)
     method = models.CharField(_("method"), max_length=16, blank=True)
@@ -111,9 +117,24 @@ class AuditEvent(models.Model):
         ordering = ["-at", "-id"]
         verbose_name = _("audit event")
         verbose_name_plural = _("audit events")
+        # The DA's audit trail reads newest first by (at, id), a page at a time from a cursor
+        # (common.keyset): each filter it offers has an index that ends in those keys, so that
+        # a page reads a page's worth of one index at any depth, whatever the firm's size.
         indexes = [
-            models.Index(fields=["participant", "-at"], name="audit_participant_at_idx"),
-            models.Index(fields=["user", "-at"], name="audit_user_at_idx"),
+            models.Index(fields=["participant", "-at", "-id"], name="audit_firm_at_idx"),
+            models.Index(
+                fields=["participant", "action", "-at", "-id"], name="audit_firm_action_at_idx"
+            ),
+            models.Index(fields=["user", "-at", "-id"], name="audit_user_at_id_idx"),
+            models.Index(fields=["actor", "-at", "-id"], name="audit_actor_at_idx"),
+            # Failed logins of an ID that names nobody: found by the ID as typed, any case.
+            models.Index(
+                F("participant"),
+                Lower("login_id"),
+                F("at").desc(),
+                F("id").desc(),
+                name="audit_firm_login_at_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -138,3 +159,71 @@ class AuditEvent(models.Model):
 
     def get_scope_display(self) -> str:
         return str(Scope(self.scope).label) if self.scope in Scope.values else self.scope
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Being written")
+    DONE = "done", _("Ready")
+    FAILED = "failed", _("Failed")
+
+
+class AuditExport(models.Model):
+    """A firm's audit trail as a CSV file, written in the background when too large to stream."""
+
+    participant = models.ForeignKey(
+        "participants.Participant",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("participant"),
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    # The audit page's filters as the DA chose them (login ID, action, dates as ISO text).
+    filters = models.JSONField(_("filters"), default=dict, blank=True)
+    # The labels' language: the DA's, when they asked.
+    language = models.CharField(_("language"), max_length=16, blank=True)
+    # The export covers the rows up to this one: the newest when it was asked for.
+    up_to_id = models.BigIntegerField(_("up to audit row"), default=0)
+    status = models.CharField(
+        _("status"), max_length=8, choices=ExportStatus.choices, default=ExportStatus.QUEUED
+    )
+    rows_written = models.PositiveBigIntegerField(_("rows written"), default=0)
+    # At least this many: counted up to a cap when it was asked for.
+    rows_expected = models.PositiveBigIntegerField(_("rows expected"), default=0)
+    file_name = models.CharField(_("file name"), max_length=128, blank=True)
+    created_at = models.DateTimeField(_("asked for at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("last progress at"), auto_now=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("audit trail export")
+        verbose_name_plural = _("audit trail exports")
+        indexes = [
+            models.Index(fields=["participant", "-created_at"], name="audit_export_firm_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"audit export {self.pk} ({self.status})"
+
+    @property
+    def is_done(self) -> bool:
+        return self.status == ExportStatus.DONE
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in (ExportStatus.QUEUED, ExportStatus.RUNNING)
+
+    @property
+    def progress_percent(self) -> int:
+        if self.is_done:
+            return 100
+        if not self.rows_expected:
+            return 0
+        return min(99, self.rows_written * 100 // self.rows_expected)

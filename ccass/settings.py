@@ -86,6 +86,9 @@ TEMPLATES = [
     }
 ]
 
+# Inputs and labels written in Python, everything else as Django renders it (common/forms.py).
+FORM_RENDERER = "common.forms.DirectRenderer"
+
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": database_from_url(DATABASE_URL)}
@@ -170,11 +173,16 @@ LOGIN_URL = "authn:staff-login"
 LOGIN_REDIRECT_URL = "admin:index"
 
 PASSWORD_HASHERS = [
-    # Argon2id; Django's parameters (t=2, m=100 MiB, p=8) exceed OWASP's minimum
-    # (t=2, m=19 MiB, p=1). Tests swap in a fast hasher below.
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    # Argon2id with ARGON2_* below; a hash made with other parameters (Django's own, 100 MiB
+    # and 8 lanes, before) is upgraded at the user's next login. Tests swap in a fast hasher.
+    "common.hashers.ConfiguredArgon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# OWASP's Password Storage Cheat Sheet, Argon2id: 19 MiB, 2 passes, 1 lane (one core per
+# hash, so that two cores verify two logins at once). README: what each costs here.
+ARGON2_MEMORY_KIB = env_int("ARGON2_MEMORY_KIB", 19 * 1024)
+ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 2)
+ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 1)
 if TESTING and not env_bool("STRONG_HASHER_IN_TESTS"):
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]
 
@@ -259,6 +267,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = BULK_MAX_BYTES + 1024 * 1024
 BULK_CHECK_IN_THREAD = env_bool(
     "BULK_CHECK_IN_THREAD", default=CELERY_TASK_ALWAYS_EAGER and not TESTING
 )
+
+# The audit trail's CSV: up to this many rows stream in the request; more are written by a
+# worker to a file under EXPORT_ROOT, which the DA downloads when it is ready.
+AUDIT_EXPORT_STREAM_ROWS = env_int("AUDIT_EXPORT_STREAM_ROWS", 100_000)
+EXPORT_ROOT = Path(env_str("EXPORT_ROOT", str(BASE_DIR / "var" / "exports")))
 
 ACTIVATION_LINK_HOURS = env_int("ACTIVATION_LINK_HOURS", 72)
 SETUP_SESSION_SECONDS = env_int("SETUP_SESSION_SECONDS", 30 * 60)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dms import bulk_views, views
+from dms import audit_views, bulk_views, views
 
 app_name = "dms"
 urlpatterns = [
@@ -21,6 +21,17 @@ urlpatterns = [
     path("bulk/<int:batch_id>/progress/", bulk_views.bulk_progress, name="bulk-progress"),
     path("bulk/<int:batch_id>/submit/", bulk_views.bulk_submit, name="bulk-submit"),
     path("bulk/<int:batch_id>/result.csv", bulk_views.bulk_result, name="bulk-result"),
-    path("audit/", views.audit_list, name="audit-list"),
-    path("audit/export.csv", views.audit_csv, name="audit-csv"),
+    path("audit/", audit_views.audit_list, name="audit-list"),
+    path("audit/export.csv", audit_views.audit_csv, name="audit-csv"),
+    path("audit/exports/<int:export_id>/", audit_views.audit_export, name="audit-export"),
+    path(
+        "audit/exports/<int:export_id>/progress/",
+        audit_views.audit_export_progress,
+        name="audit-export-progress",
+    ),
+    path(
+        "audit/exports/<int:export_id>/audit-trail.csv",
+        audit_views.audit_export_download,
+        name="audit-export-download",
+    ),
 ]

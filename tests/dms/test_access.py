@@ -156,8 +156,10 @@ REFUSED_ACTORS = (
     "staff",  # exchange staff logged in for the admin
 )
 ACTORS = (*DMS_ACTORS, *SAME_AS, *REFUSED_ACTORS)
-# Bulk email registration's URLs are tested with bulk registration (test_bulk.py).
+# Bulk email registration's URLs are tested with bulk registration (test_bulk.py), the audit
+# trail's background exports with them (test_audit_pages.py).
 BULK_PREFIX = "bulk-"
+EXPORT_PREFIX = "audit-export"
 
 
 def expected(url: str, method: str, actor: str) -> str:
@@ -448,7 +450,7 @@ def test_the_matrix_names_every_dms_url():
     names = {
         p.name
         for p in dms_urls.urlpatterns
-        if isinstance(p, URLPattern) and not p.name.startswith(BULK_PREFIX)
+        if isinstance(p, URLPattern) and not p.name.startswith((BULK_PREFIX, EXPORT_PREFIX))
     }
     covered = {url.url_name for url in URLS.values()}
     assert names - covered == set(), "add the new DMS URLs to URLS and MATRIX"
