@@ -348,3 +348,19 @@ def test_a_cursor_that_is_not_one_shows_the_first_page(maker, firm):
     first = _shown(_get(maker, USERS), "users")
     for junk in ("x", "W10=", "WyJhIiwiYiJd", "e30", "%%%"):
         assert _shown(_get(maker, USERS, after=junk), "users") == first
+
+
+def test_the_flags_are_read_for_the_pages_users_only(maker, firm, other_firm):
+    _add_users(firm, 60)
+    _add_users(other_firm, 60, prefix="B20000Q")
+    with CaptureQueriesContext(connection) as captured:
+        page = _get(maker, reverse("dms:user-list"))
+    assert page
+    tables = ('"otp_totp_totpdevice"', '"authn_activationtoken"', '"participants_smartcard"')
+    statements = [q["sql"] for q in captured.captured_queries]
+    # One read per table, of the page's users' rows through user_id: never a subquery that
+    # the database may answer by hashing every firm's devices, links or cards.
+    for table in tables:
+        reads = [sql for sql in statements if f"FROM {table}" in sql and '"user_id" IN (' in sql]
+        assert len(reads) == 1, (table, statements)
+    assert not [sql for sql in statements if "EXISTS" in sql]
