@@ -20,6 +20,7 @@ The stream also stops itself short of that timeout, so that the worker survives 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import logging
 import os
@@ -28,13 +29,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Max, QuerySet
+from django.db.models import BigIntegerField, Func, Max, QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -114,9 +116,40 @@ def _labels(choices: Iterable[tuple[str, Any]]) -> dict[str, str]:
     return {value: str(label) for value, label in choices}
 
 
+class EpochMicroseconds(Func):
+    """A timestamp as whole microseconds since 1970, computed by the database. Parsing a
+    million timestamps from text took a quarter of an export's time; an integer becomes a
+    datetime in a fraction of that."""
+
+    output_field = BigIntegerField()
+    template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint"
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # Django writes 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC: the seconds, then the six
+        # digits after the point (none when the microseconds are 0). '%%%%s' is strftime's
+        # %s once through the template and then Django's SQLite placeholders.
+        return super().as_sql(
+            compiler,
+            connection,
+            template=(
+                "(CAST(strftime('%%%%s', %(expressions)s) AS INTEGER) * 1000000"
+                " + CAST(substr(%(expressions)s, 21) AS INTEGER))"
+            ),
+            **extra,
+        )
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _fetch(rows: QuerySet[AuditEvent]) -> Iterator[tuple[Any, ...]]:
-    """The rows' columns, from a server-side cursor on PostgreSQL."""
-    return rows.values_list(*_COLUMNS).iterator(chunk_size=CHUNK_ROWS)
+    """The rows' columns, from a server-side cursor on PostgreSQL; the time as microseconds
+    since 1970 (EpochMicroseconds)."""
+    return (
+        rows.annotate(at_us=EpochMicroseconds("at"))
+        .values_list("at_us", *_COLUMNS[1:])
+        .iterator(chunk_size=CHUNK_ROWS)
+    )
 
 
 def csv_chunks(
@@ -144,35 +177,39 @@ def csv_chunks(
     yield BOM + buffer.getvalue(), 0
     buffer.seek(0)
     buffer.truncate()
-    count = 0
-    for at, action, outcome, login_id, by, scope, method, ip, reason in _fetch(rows):
-        # Free text (a login ID as typed, a checker's reason) and unknown codes go through
-        # safe_cell: a spreadsheet must not run them as formulas.
-        writer.writerow(
-            (
-                # Hong Kong time, as the audit page shows it.
-                at.astimezone(zone).isoformat(),
-                actions.get(action, action),
-                outcomes.get(outcome, outcome),
-                safe_cell(login_id),
-                safe_cell(by or ""),
-                safe_cell(scopes.get(scope, scope)),
-                safe_cell(methods.get(method, method)),
-                ip or "",
-                safe_cell(reasons.get(reason, reason)),
-                action,
-            )
+    # Free text (a login ID as typed, a checker's reason) and unknown codes go through
+    # safe_cell: a spreadsheet must not run them as formulas. The labels are made safe once.
+    scopes = {code: safe_cell(label) for code, label in scopes.items()}
+    methods = {code: safe_cell(label) for code, label in methods.items()}
+    reasons = {code: safe_cell(label) for code, label in reasons.items()}
+
+    def line(row: tuple[Any, ...]) -> tuple[str, ...]:
+        at, action, outcome, login_id, by, scope, method, ip, reason = row
+        return (
+            # Hong Kong time, as the audit page shows it.
+            (_EPOCH + dt.timedelta(microseconds=at)).astimezone(zone).isoformat(),
+            actions.get(action, action),
+            outcomes.get(outcome, outcome),
+            safe_cell(login_id),
+            safe_cell(by or ""),
+            scopes.get(scope) or safe_cell(scope),
+            methods.get(method) or safe_cell(method),
+            ip or "",
+            reasons.get(reason) or safe_cell(reason),
+            action,
         )
-        count += 1
-        if count == CHUNK_ROWS:
-            if deadline is not None and time.monotonic() > deadline:
-                raise StreamTooSlow("the export outlasted the stream's time limit")
-            yield buffer.getvalue(), count
-            buffer.seek(0)
-            buffer.truncate()
-            count = 0
-    if count:
-        yield buffer.getvalue(), count
+
+    fetched = _fetch(rows)
+    while True:
+        chunk = list(islice(fetched, CHUNK_ROWS))
+        if not chunk:
+            return
+        writer.writerows(map(line, chunk))
+        if len(chunk) == CHUNK_ROWS and deadline is not None and time.monotonic() > deadline:
+            raise StreamTooSlow("the export outlasted the stream's time limit")
+        yield buffer.getvalue(), len(chunk)
+        buffer.seek(0)
+        buffer.truncate()
 
 
 def _reading(using: str) -> AbstractContextManager[Any]:
