@@ -21,22 +21,29 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 _workers = os.environ.get("GUNICORN_WORKERS", "2")
 if not re.fullmatch(r"[1-9][0-9]*", _workers):
     raise SystemExit(f"GUNICORN_WORKERS={_workers!r} is not a whole number of workers")
-# Sync workers; each Argon2 password hash takes ~100 MiB for a moment, so size the count
-# to memory as much as to cores (about two per core).
+# Sync workers, two on two cores. A login is CPU-bound: its password hash (Argon2id, one
+# lane) holds a core for ~27 ms, the rest of its four requests for ~20 ms more. Measured
+# with `make bench` (full logins of distinct users for 60 s, PostgreSQL, 50,000 users), 2,
+# 3 and 4 workers all served ~35 logins a second with the cores saturated; more workers
+# only queue the same work in more places and hold 19 MiB more each during a hash.
 workers = int(_workers)
 
 # A worker silent for 30 s is killed and replaced. The slowest request the portal serves
-# (a login's password hash, a firm's audit trail as CSV) takes a few seconds at most, and
-# nginx waits 60 s (proxy_read_timeout) for an answer: a stuck worker is recycled before
-# nginx gives up on it, and never holds a request for minutes.
+# is an audit CSV streamed in the request: it is sent only up to AUDIT_EXPORT_STREAM_ROWS
+# rows (~2 s at the measured 50,000-70,000 rows a second) and stops itself at 25 s, so a
+# longer one is written in the background instead of being cut by this timeout. nginx waits
+# 60 s (proxy_read_timeout) for an answer: a stuck worker is recycled before nginx gives up
+# on it, and never holds a request for minutes.
 timeout = 30
 # On a restart or reload (SIGHUP), a worker has this long to finish the requests it holds.
 graceful_timeout = 30
 keepalive = 5
-# Replace each worker after about a thousand requests, so a slow leak cannot grow for ever;
-# the jitter keeps the workers from restarting together.
-max_requests = 1000
-max_requests_jitter = 100
+# Replace each worker after about ten thousand requests, so a slow leak cannot grow for
+# ever; the jitter keeps the workers from restarting together. At launch-morning rates (35
+# logins, 140 requests a second) a worker restarts every minute or two: each restart
+# imports Django again (about a second of a core), so a thousand would cost ~10% of the CPU.
+max_requests = 10_000
+max_requests_jitter = 1_000
 
 # No runtime control socket (gunicorn >= 25.1 opens one in $HOME by default): systemd
 # starts, stops and reloads the web process, and nothing else should be able to.
