@@ -85,17 +85,6 @@ def login_pending_was_code_sent(request: HttpRequest) -> bool | None:
     return None if sent is None else bool(sent)
 
 
-def login_pending_user(request: HttpRequest, *, scope: str, terminal: str | None) -> User | None:
-    pending = login_pending(request, scope=scope, terminal=terminal)
-    if pending is None:
-        return None
-    return (
-        User.objects.select_related("participant__terminal__programme")
-        .filter(pk=pending.user_id)
-        .first()
-    )
-
-
 def login_complete(
     request: HttpRequest,
     *,

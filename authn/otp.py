@@ -15,7 +15,6 @@ from audit.services import audit_record
 from authn import sessions
 from authn.credentials import Refusal
 from authn.devices import primary_channel as primary_channel
-from authn.devices import primary_device as primary_device
 from authn.emails import OTP_CODE
 from authn.login import PendingLogin, login_complete
 from authn.models import BackupCodeDevice, EmailOTPDevice

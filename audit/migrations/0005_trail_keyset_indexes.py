@@ -5,8 +5,15 @@ import django.db.models.functions.text
 from django.conf import settings
 from django.db import migrations, models
 
+from common.migration_operations import AddIndexOnline, RemoveIndexOnline
+
 
 class Migration(migrations.Migration):
+    # The trail takes a row at every login: its indexes are built concurrently on PostgreSQL
+    # (common.migration_operations), the new ones before the old ones go, outside a
+    # transaction.
+    atomic = False
+
     dependencies = [
         ("audit", "0004_bulk_actions"),
         ("participants", "0007_user_login_id_case_insensitive_unique"),
@@ -14,11 +21,39 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveIndex(
+        AddIndexOnline(
+            model_name="auditevent",
+            index=models.Index(fields=["participant", "-at", "-id"], name="audit_firm_at_idx"),
+        ),
+        AddIndexOnline(
+            model_name="auditevent",
+            index=models.Index(
+                fields=["participant", "action", "-at", "-id"], name="audit_firm_action_at_idx"
+            ),
+        ),
+        AddIndexOnline(
+            model_name="auditevent",
+            index=models.Index(fields=["user", "-at", "-id"], name="audit_user_at_id_idx"),
+        ),
+        AddIndexOnline(
+            model_name="auditevent",
+            index=models.Index(fields=["actor", "-at", "-id"], name="audit_actor_at_idx"),
+        ),
+        AddIndexOnline(
+            model_name="auditevent",
+            index=models.Index(
+                models.F("participant"),
+                django.db.models.functions.text.Lower("login_id"),
+                models.OrderBy(models.F("at"), descending=True),
+                models.OrderBy(models.F("id"), descending=True),
+                name="audit_firm_login_at_idx",
+            ),
+        ),
+        RemoveIndexOnline(
             model_name="auditevent",
             name="audit_participant_at_idx",
         ),
-        migrations.RemoveIndex(
+        RemoveIndexOnline(
             model_name="auditevent",
             name="audit_user_at_idx",
         ),
@@ -59,34 +94,6 @@ class Migration(migrations.Migration):
                 related_name="+",
                 to=settings.AUTH_USER_MODEL,
                 verbose_name="user",
-            ),
-        ),
-        migrations.AddIndex(
-            model_name="auditevent",
-            index=models.Index(fields=["participant", "-at", "-id"], name="audit_firm_at_idx"),
-        ),
-        migrations.AddIndex(
-            model_name="auditevent",
-            index=models.Index(
-                fields=["participant", "action", "-at", "-id"], name="audit_firm_action_at_idx"
-            ),
-        ),
-        migrations.AddIndex(
-            model_name="auditevent",
-            index=models.Index(fields=["user", "-at", "-id"], name="audit_user_at_id_idx"),
-        ),
-        migrations.AddIndex(
-            model_name="auditevent",
-            index=models.Index(fields=["actor", "-at", "-id"], name="audit_actor_at_idx"),
-        ),
-        migrations.AddIndex(
-            model_name="auditevent",
-            index=models.Index(
-                models.F("participant"),
-                django.db.models.functions.text.Lower("login_id"),
-                models.OrderBy(models.F("at"), descending=True),
-                models.OrderBy(models.F("id"), descending=True),
-                name="audit_firm_login_at_idx",
             ),
         ),
     ]
