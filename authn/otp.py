@@ -36,8 +36,12 @@ def email_otp_challenge(
     device = (
         EmailOTPDevice.objects.select_for_update(of=("self",))
         .select_related("user")
-        .get(pk=device_id)
+        .filter(pk=device_id)
+        .first()
     )
+    if device is None:
+        # Removed since the login began (a DA reset the user's OTP): no code to send.
+        return ChallengeResult(sent=False)
     allowed, data = device.generate_is_allowed()
     if not allowed:
         return ChallengeResult(sent=False, next_allowed_at=(data or {}).get("next_generation_at"))

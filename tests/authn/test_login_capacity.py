@@ -196,3 +196,17 @@ def test_a_hash_with_other_parameters_is_upgraded_at_the_next_login(argon2, clie
     assert response.status_code == 302
     decoded = get_hasher("argon2").decode(User.objects.get(pk=user.pk).password)
     assert (decoded["memory_cost"], decoded["parallelism"]) == (1024, 1)
+
+
+def test_a_resend_after_the_email_device_was_removed_sends_nothing(client, email_user, mailoutbox):
+    response = client.post(
+        LOGIN, {"login_id": email_user.login_id, "password": factories.USER_PASSWORD}
+    )
+    assert response.status_code == 302
+    EmailOTPDevice.objects.filter(user=email_user).delete()  # a DA reset the user's OTP
+    resend = otp_login_url("online", step="resend")
+    response = client.post(resend)
+    assert response.status_code == 302
+    page = client.get(VERIFY)
+    assert page.status_code == 200
+    assert "A new code is on its way" not in page.content.decode()
