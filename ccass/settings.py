@@ -141,6 +141,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": BROKER_TIMEOUT_SECONDS,
     "socket_timeout": BROKER_TIMEOUT_SECONDS,
     "retry_on_timeout": False,
+    # A publish does not reconnect either: kombu's default retries a refused connection
+    # with back-off, two seconds in all, with the broker down (measured).
+    "max_retries": 0,
 }
 CELERY_TASK_PUBLISH_RETRY = False
 # The outbox sweep: every minute, whatever a lost wake-up or a dead worker left behind.
