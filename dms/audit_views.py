@@ -28,7 +28,7 @@ from audit.selectors import NEWEST_FIRST, audit_trail
 from common.csv_export import csv_stream
 from common.keyset import keyset_page
 from dms.forms import AuditFilterForm
-from dms.views import PAGE_SIZE, _acting, dms_required
+from dms.views import PAGE_SIZE, _acting, dms_required, progress_response
 from participants.access import request_participant
 
 # The exports listed on the audit page: the latest few.
@@ -139,15 +139,11 @@ def audit_export(request: HttpRequest, export_id: int) -> HttpResponse:
 @require_safe
 def audit_export_progress(request: HttpRequest, export_id: int) -> JsonResponse:
     export = _export_for_da(request, export_id)
-    return JsonResponse(
-        {
-            "status": export.status,
-            "status_label": export.get_status_display(),
-            "processed": export.rows_written,
-            "total": export.rows_expected,
-            "percent": export.progress_percent,
-            "done": not export.is_pending or exports.is_stalled(export),
-        }
+    return progress_response(
+        export,
+        processed=export.rows_written,
+        total=export.rows_expected,
+        done=not export.is_pending or exports.is_stalled(export),
     )
 
 

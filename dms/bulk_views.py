@@ -25,7 +25,7 @@ from dms.access import get_batch_for_da
 from dms.models import BulkEmailBatch, BulkOutcome, BulkStatus
 from dms.refusals import RequestRefused
 from dms.selectors import lookalike_lines
-from dms.views import _acting, _refused, dms_required
+from dms.views import _acting, _refused, dms_required, progress_response
 from participants.access import request_participant
 
 PAGE_SIZE = 100
@@ -96,15 +96,11 @@ def bulk_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
 @dms_required
 def bulk_progress(request: HttpRequest, batch_id: int) -> JsonResponse:
     batch = get_batch_for_da(request, batch_id)
-    return JsonResponse(
-        {
-            "status": batch.status,
-            "status_label": batch.get_status_display(),
-            "processed": batch.processed_rows,
-            "total": batch.total_rows,
-            "percent": batch.progress_percent,
-            "done": batch.status != BulkStatus.VALIDATING,
-        }
+    return progress_response(
+        batch,
+        processed=batch.processed_rows,
+        total=batch.total_rows,
+        done=batch.status != BulkStatus.VALIDATING,
     )
 
 

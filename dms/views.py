@@ -12,6 +12,7 @@ from django.http import (
     HttpResponse,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
+    JsonResponse,
 )
 from django.shortcuts import render
 from django.urls import reverse
@@ -61,6 +62,21 @@ def _acting(request: HttpRequest) -> User:
     user = request.user
     assert isinstance(user, User)
     return user
+
+
+def progress_response(record: Any, *, processed: int, total: int, done: bool) -> JsonResponse:
+    """What static/js/progress.js polls for, for work done in the background (a bulk file's
+    check, an audit export): a record with a status and a progress_percent, and its counts."""
+    return JsonResponse(
+        {
+            "status": record.status,
+            "status_label": record.get_status_display(),
+            "processed": processed,
+            "total": total,
+            "percent": record.progress_percent,
+            "done": done,
+        }
+    )
 
 
 def _refused(request: HttpRequest, refused: RequestRefused) -> HttpResponse | None:

@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -551,6 +551,3 @@ def bare_hash_rate(encoded: str, *, processes: int = 2, seconds: float = 15.0) -
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
-
-
-Measure = Callable[..., Any]
