@@ -7,7 +7,9 @@ switch to PostgreSQL and a real broker.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -102,6 +104,12 @@ else:
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL;",
+            },
+            # Tests on a file too, not SQLite's shared in-memory database: there a reader
+            # locks a table against a writer in another thread (the bulk check's, without a
+            # worker) and the write fails at once, where a file in WAL mode lets both go on.
+            "TEST": {
+                "NAME": str(Path(tempfile.gettempdir()) / f"ccass-test-{os.getpid()}.sqlite3")
             },
         }
     }
