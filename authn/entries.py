@@ -113,11 +113,7 @@ def session_login_url(
     if not scopes:
         return reverse("authn:landing")
     scope = next((s for s in scopes if path.startswith(home_url(s))), scopes[0])
-    terminal = (
-        Terminal.objects.select_related("programme").filter(code=terminal_code).first()
-        if terminal_code
-        else None
-    )
+    terminal = phases.entry_terminal(terminal_code) if terminal_code else None
     card = method in (sessions.Method.SMARTCARD, sessions.Method.SMARTCARD_DEMO)
     if card and terminal is not None and phases.smartcard_login_open(terminal):
         name = (

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import password_validation
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -79,7 +79,10 @@ CARD_MESSAGES = {
 
 
 def _terminal(slug: str) -> Terminal:
-    return get_object_or_404(Terminal.objects.select_related("programme"), code=slug.upper())
+    terminal = phases.entry_terminal(slug)
+    if terminal is None:
+        raise Http404
+    return terminal
 
 
 def _landing(request: HttpRequest, console: str) -> HttpResponse:

@@ -260,6 +260,8 @@ LOGIN_FREE_FAILURES = env_int("LOGIN_FREE_FAILURES", 5)
 LOGIN_LOCKOUT_BASE_SECONDS = env_int("LOGIN_LOCKOUT_BASE_SECONDS", 30)
 LOGIN_LOCKOUT_MAX_SECONDS = env_int("LOGIN_LOCKOUT_MAX_SECONDS", 60 * 60)
 LOGIN_PENDING_TIMEOUT = env_int("LOGIN_PENDING_TIMEOUT", 5 * 60)
+# How long a process keeps a terminal's phase for its login pages (migration.phases).
+PHASE_CACHE_SECONDS = env_int("PHASE_CACHE_SECONDS", 5)
 
 # django-otp
 OTP_TOTP_ISSUER = "HKEX Terminal Access"

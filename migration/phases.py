@@ -11,11 +11,47 @@ The functions take a terminal (or a user) whose programme the caller has loaded 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 
 from migration.models import Phase, Programme
 from participants.models import Participant, Terminal, User
+
+_entry_terminals: dict[str, tuple[float, Terminal | None]] = {}
+_entry_terminals_lock = threading.Lock()
+
+
+def entry_terminal(code: str) -> Terminal | None:
+    """Return the terminal with this code and its programme, for a login page to ask.
+
+    Every step of every login asks which phase its terminal is in. Each process keeps the
+    answer for PHASE_CACHE_SECONDS: a phase change made in this process (the admin, a
+    milestone) clears it at once, one made in another process is seen within that time,
+    far inside the minute the scheduled milestones run on.
+    """
+    code = code.upper()
+    now = time.monotonic()
+    cached = _entry_terminals.get(code)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    terminal = Terminal.objects.select_related("programme").filter(code=code).first()
+    if terminal is not None:
+        _programme(terminal)  # read now, so that the cached copy never queries
+    seconds = settings.PHASE_CACHE_SECONDS
+    if seconds > 0:
+        with _entry_terminals_lock:
+            _entry_terminals[code] = (now + seconds, terminal)
+    return terminal
+
+
+def entry_terminals_forget(**_signal: Any) -> None:
+    """Forget the cached terminals (a terminal or a programme changed)."""
+    with _entry_terminals_lock:
+        _entry_terminals.clear()
 
 
 def _programme(terminal: Terminal) -> Programme | None:

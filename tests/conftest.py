@@ -7,6 +7,7 @@ import os
 import pytest
 
 from ccass.celery import app as celery_app
+from migration import phases
 from migration.models import Phase
 from tests import factories
 from tests.helpers import PROXY_SECRET, TOTP
@@ -29,6 +30,15 @@ def _portal_settings(settings, tmp_path):
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_phase_cache():
+    """Each test starts from its own database's phases: a rolled-back test's change of
+    phase sends no signal, so a terminal cached in it must not outlive it."""
+    phases.entry_terminals_forget()
+    yield
+    phases.entry_terminals_forget()
 
 
 @pytest.fixture(autouse=True)

@@ -162,3 +162,41 @@ def test_parallel_wrong_passwords_are_each_counted_by_the_throttle(user, setting
     checked = refusals.count(credentials.Refusal.BAD_CREDENTIALS)
     assert checked == settings.LOGIN_FREE_FAILURES
     assert refusals.count(credentials.Refusal.LOCKED) == guesses - checked
+
+
+# A kept connection is checked without a round trip -----------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_healthy_kept_connection_is_reused_without_asking_the_server(monkeypatch):
+    from django.db.backends.postgresql import base
+
+    connection.ensure_connection()
+    asked = []
+    monkeypatch.setattr(base.DatabaseWrapper, "is_usable", lambda self: asked.append(1) or True)
+    assert connection.is_usable() is True
+    assert asked == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_ended_is_replaced_before_the_next_query():
+    from django.db import connections
+
+    kept = connections.create_connection("default")
+    kept.settings_dict["CONN_HEALTH_CHECKS"] = True
+    try:
+        kept.ensure_connection()
+        pid = kept.connection.info.backend_pid
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        deadline = time.monotonic() + 5
+        while kept.is_usable() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert kept.is_usable() is False
+        # What Django does at a request's first query: check, reconnect, and go on.
+        kept.health_check_done = False
+        with kept.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            assert cursor.fetchone()[0] != pid
+    finally:
+        kept.close()

@@ -24,7 +24,7 @@ def test_env_int_rejects_nonsense(monkeypatch):
 
 def test_database_url_parsing():
     db = env.database_from_url("postgres://ops:s%40cret@db.internal:5433/portal")
-    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert db["ENGINE"] == "common.postgresql"
     assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
         "ops",
         "s@cret",
