@@ -1,29 +1,99 @@
-"""Database sessions with fewer round trips per login.
+"""Database sessions in the fewest statements, each written once in SQL.
 
-Django's database store creates the rotated session at once in cycle_key() (a
-key-exists SELECT, then an INSERT in its own transaction), loads the old row
-before deleting it, and wraps every write in BEGIN/COMMIT. A login rotates the
-key and then writes the session again anyway, so here the row moves to its new
-key once, by the response's save(), in one UPDATE of the key and the data: the
-old key stops working in the same statement that the new one starts to.
+Every request of a login reads or writes its session, so the store is on the login path
+four times. Django's database store goes through the ORM for one-row statements on a
+three-column table, and at login creates the rotated session at once in cycle_key() (a
+key-exists SELECT, then an INSERT in its own transaction) after loading the old row and
+before deleting it. Here:
+
+- the session is read, inserted, updated and deleted by one plain statement each, on the
+  same table and with the same values as Django's store (`django_session`, the signed
+  data, the expiry), so `clearsessions` and the admin keep working;
+- a login's rotation moves the row to its new key once, by the response's save(), in one
+  UPDATE of the key and the data: the old key stops working in the same statement that
+  the new one starts to;
+- a statement outside a transaction is its own transaction (no BEGIN/COMMIT pair); inside
+  one it runs in a savepoint, so that a clash of keys leaves the caller's work intact.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+from typing import Any
+
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
-from django.db import DatabaseError, IntegrityError, router, transaction
+from django.core.exceptions import SuspiciousOperation
+from django.db import IntegrityError, connections, router, transaction
+from django.db.backends.utils import CursorWrapper
+from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 
 class SessionStore(DatabaseSessionStore):
+    # The key this session had before cycle_key(), until save() moves the row to its new key.
+    _previous_key: str | None = None
+
     def _get_new_session_key(self) -> str:
         # No SELECT to see whether the key exists: the primary key refuses a clash
         # (one in 2**165), save() turns that into CreateError and create() retries.
         return get_random_string(32, VALID_KEY_CHARS)
 
-    # The key this session had before cycle_key(), until save() moves the row to its new key.
-    _previous_key: str | None = None
+    # One statement each --------------------------------------------------------------
+
+    def _using(self, *, write: bool) -> str:
+        if write:
+            return str(router.db_for_write(self.model))
+        return str(router.db_for_read(self.model))
+
+    def _execute(self, sql: str, params: list[Any], *, write: bool) -> CursorWrapper:
+        using = self._using(write=write)
+        table = connections[using].ops.quote_name(self.model._meta.db_table)
+        cursor = connections[using].cursor()
+        cursor.execute(sql.format(table=table), params)
+        return cursor
+
+    def _write(self, sql: str, params: list[Any]) -> int:
+        """Run one write; in a caller's transaction, in a savepoint it can fail back to."""
+        using = self._using(write=True)
+        if transaction.get_connection(using).in_atomic_block:
+            with transaction.atomic(using=using):
+                with self._execute(sql, params, write=True) as cursor:
+                    return int(cursor.rowcount)
+        with self._execute(sql, params, write=True) as cursor:
+            return int(cursor.rowcount)
+
+    def _expiry(self, using: str, value: dt.datetime) -> Any:
+        return connections[using].ops.adapt_datetimefield_value(value)
+
+    # The store's verbs -----------------------------------------------------------------
+
+    def load(self) -> dict[str, Any]:
+        key = self.session_key
+        if key is None:
+            return {}
+        using = self._using(write=False)
+        try:
+            with self._execute(
+                "SELECT session_data FROM {table} WHERE session_key = %s AND expire_date > %s",
+                [key, self._expiry(using, timezone.now())],
+                write=False,
+            ) as cursor:
+                row = cursor.fetchone()
+        except SuspiciousOperation as error:  # as Django's store: logged, then a new session
+            logging.getLogger(f"django.security.{error.__class__.__name__}").warning(str(error))
+            row = None
+        if row is None:
+            self._session_key = None
+            return {}
+        return dict(self.decode(row[0]))
+
+    def exists(self, session_key: str | None) -> bool:
+        with self._execute(
+            "SELECT 1 FROM {table} WHERE session_key = %s", [session_key], write=False
+        ) as cursor:
+            return cursor.fetchone() is not None
 
     def cycle_key(self) -> None:
         """Give the session a new key (at login): the row moves to it when the response saves
@@ -36,39 +106,25 @@ class SessionStore(DatabaseSessionStore):
         if key and self._previous_key is None:
             self._previous_key = key
 
-    def _delete(self, session_key: str | None) -> None:
-        if session_key is None:
-            if self.session_key is None:
-                return
-            session_key = self.session_key
-        self.model.objects.filter(session_key=session_key).delete()
-
     def create(self) -> None:
         previous, self._previous_key = self._previous_key, None
         if previous is not None and self._rekey(previous):
             return
-        super().create()
+        super().create()  # draws keys until save(must_create=True) inserts one
 
     def _rekey(self, previous: str) -> bool:
         """Move the row of `previous` to a new key with the session's data; False if the
         row is gone (it expired or was deleted), for create() to insert one."""
-        data = self._get_session(no_load=True)  # type: ignore[attr-defined]
-        using = router.db_for_write(self.model)
+        data = self.encode(self._get_session(no_load=True))  # type: ignore[attr-defined]
+        expiry = self._expiry(self._using(write=True), self.get_expiry_date())
         for _attempt in range(10):
             key = self._get_new_session_key()
-            rows = self.model.objects.using(using).filter(session_key=previous)
-            values = {
-                "session_key": key,
-                "session_data": self.encode(data),
-                "expire_date": self.get_expiry_date(),
-            }
             try:
-                if transaction.get_connection(using).in_atomic_block:
-                    with transaction.atomic(using=using):  # a savepoint to fail back to
-                        moved = rows.update(**values)
-                else:
-                    # In autocommit one statement is its own transaction: no BEGIN/COMMIT.
-                    moved = rows.update(**values)
+                moved = self._write(
+                    "UPDATE {table} SET session_key = %s, session_data = %s, expire_date = %s"
+                    " WHERE session_key = %s",
+                    [key, data, expiry, previous],
+                )
             except IntegrityError:
                 continue  # the new key is taken (one in 2**165): draw another
             if moved:
@@ -77,29 +133,37 @@ class SessionStore(DatabaseSessionStore):
             return bool(moved)
         raise CreateError("no free session key after ten attempts")
 
-    def delete(self, session_key: str | None = None) -> None:
-        if session_key is None and self._previous_key is not None:
-            # Flushed after a cycle_key() whose row was never moved: the old row goes too.
-            self.model.objects.filter(session_key=self._previous_key).delete()
-            self._previous_key = None
-        self._delete(session_key)
-
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return self.create()
-        data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
-        obj = self.create_model_instance(data)
-        using = router.db_for_write(self.model, instance=obj)
-        if transaction.get_connection(using).in_atomic_block:
-            return super().save(must_create=must_create)
-        # In autocommit one statement is its own transaction: no BEGIN/COMMIT pair.
-        try:
-            obj.save(force_insert=must_create, force_update=not must_create, using=using)
-        except IntegrityError:
-            if must_create:
+        key = self._get_or_create_session_key()  # type: ignore[attr-defined]
+        data = self.encode(self._get_session(no_load=must_create))  # type: ignore[attr-defined]
+        expiry = self._expiry(self._using(write=True), self.get_expiry_date())
+        if must_create:
+            try:
+                self._write(
+                    "INSERT INTO {table} (session_key, session_data, expire_date)"
+                    " VALUES (%s, %s, %s)",
+                    [key, data, expiry],
+                )
+            except IntegrityError:
                 raise CreateError from None
-            raise
-        except DatabaseError:
-            if not must_create:
-                raise UpdateError from None
-            raise
+            return None
+        if not self._write(
+            "UPDATE {table} SET session_data = %s, expire_date = %s WHERE session_key = %s",
+            [data, expiry, key],
+        ):
+            # The row is gone (logged out elsewhere, expired and cleared): as Django's store.
+            raise UpdateError
+        return None
+
+    def delete(self, session_key: str | None = None) -> None:
+        if session_key is None and self._previous_key is not None:
+            # Flushed after a cycle_key() whose row was never moved: the old row goes too.
+            self._write("DELETE FROM {table} WHERE session_key = %s", [self._previous_key])
+            self._previous_key = None
+        if session_key is None:
+            if self.session_key is None:
+                return
+            session_key = self.session_key
+        self._write("DELETE FROM {table} WHERE session_key = %s", [session_key])
