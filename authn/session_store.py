@@ -58,9 +58,8 @@ class SessionStore(DatabaseSessionStore):
         """Run one write; in a caller's transaction, in a savepoint it can fail back to."""
         using = self._using(write=True)
         if transaction.get_connection(using).in_atomic_block:
-            with transaction.atomic(using=using):
-                with self._execute(sql, params, write=True) as cursor:
-                    return int(cursor.rowcount)
+            with transaction.atomic(using=using), self._execute(sql, params, write=True) as cursor:
+                return int(cursor.rowcount)
         with self._execute(sql, params, write=True) as cursor:
             return int(cursor.rowcount)
 
