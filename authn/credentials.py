@@ -19,8 +19,8 @@ from django.utils import timezone
 from audit.models import AuditAction, Outcome
 from audit.models import Refusal as Refusal  # Why a login step was refused.
 from audit.services import audit_record
-from authn.devices import primary_devices
 from authn.models import LoginThrottle
+from authn.selectors import account_for_login, throttle_for_update
 from participants.models import Scope, Terminal, User, normalize_login_id
 
 
@@ -59,20 +59,6 @@ class Verdict:
 Verifier = Callable[[User | None], Verdict]
 
 
-def _user_for_login(login_id: str) -> User | None:
-    # The row lock makes parallel guesses at one account wait their turn, so the
-    # throttle counts each of them, whether or not its throttle row exists yet.
-    # The user's OTP channel comes in the same query (authn.otp.primary_channel), and the
-    # firm, which the audit row names; the entry's terminal and phase were read already.
-    return (
-        User.objects.select_for_update(of=("self",))
-        .select_related("participant")
-        .annotate(**primary_devices())
-        .by_login_id(login_id)
-        .first()
-    )
-
-
 def _login_allowed(user: User, *, scopes: list[str], terminal: Terminal | None) -> bool:
     """Return whether this (password-verified) user may log in for a scope on the terminal."""
     if not user.is_active or not any(user.has_scope(scope) for scope in scopes):
@@ -104,10 +90,13 @@ def credentials_check(
     """
     now = timezone.now()
     key = _throttle_key(login_id)
-    user = _user_for_login(login_id) if login_id.strip() else None
+    normalized = normalize_login_id(login_id)
+    # The user's row, locked, comes with the firm the audit row names and the OTP channel
+    # (authn.otp.primary_channel); the entry's phase was read already.
+    user = account_for_login(normalized_login_id=normalized) if normalized is not None else None
     # Read only once the user's row is locked. The throttle row exists only once an
     # ID has failed; a clean login does not write it.
-    throttle = LoginThrottle.objects.select_for_update().filter(key=key).first()
+    throttle = throttle_for_update(key=key)
 
     def refuse(reason: str, detail: dict[str, str] | None = None) -> LoginResult:
         audit_record(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -23,26 +22,9 @@ def primary_device(user: User) -> Device | None:
     return EmailOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
-def primary_devices() -> dict[str, Subquery]:
-    """Annotations that give a user's row the ids of its confirmed app and email devices,
-    so that the password step learns the channel from the query that finds the user."""
-    return {
-        "app_device_id": Subquery(
-            TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
-            .order_by("pk")
-            .values("pk")[:1]
-        ),
-        "email_device_id": Subquery(
-            EmailOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
-            .order_by("pk")
-            .values("pk")[:1]
-        ),
-    }
-
-
 def primary_channel(user: User) -> tuple[str, int] | None:
     """("app", device id) or ("email", device id): the user's channel, as primary_device()
-    chooses it, from primary_devices()' annotations when the user was loaded with them."""
+    chooses it, from the ids authn.selectors.account_for_login() read with the user."""
     if hasattr(user, "app_device_id"):
         app, email = user.app_device_id, getattr(user, "email_device_id", None)
     else:

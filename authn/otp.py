@@ -18,6 +18,7 @@ from authn.devices import primary_channel as primary_channel
 from authn.emails import OTP_CODE
 from authn.login import PendingLogin, login_complete
 from authn.models import BackupCodeDevice, EmailOTPDevice
+from authn.selectors import device_for_code
 from outbox.services import email_queue, emails_cancel
 from participants.models import User
 
@@ -111,25 +112,13 @@ def _device_check(device: Device, token: str) -> OtpResult:
     return OtpResult(device=None, refusal=Refusal.BAD_CODE)
 
 
-# The user and the firm the audit row names: nothing else of theirs is read to log in.
-_USER_AND_FIRM = "user__participant"
-
-
 def _pending_device(pending: PendingLogin, token: str) -> Device | None:
     """The device that checks `token` for the pending login, locked, with its user and the
-    user's firm, terminal and programme: one query."""
+    user's firm (the audit row names both): one query."""
     if _is_numeric_code(token):
         model: type[Device] = TOTPDevice if pending.channel == "app" else EmailOTPDevice
-        devices = model.objects.filter(pk=pending.device_id)
-    else:
-        devices = BackupCodeDevice.objects.all()
-    return (
-        devices.select_for_update(of=("self",))
-        .select_related(_USER_AND_FIRM)
-        .filter(user_id=pending.user_id, confirmed=True)
-        .order_by("pk")
-        .first()
-    )
+        return device_for_code(model=model, user_id=pending.user_id, device_id=pending.device_id)
+    return device_for_code(model=BackupCodeDevice, user_id=pending.user_id, device_id=None)
 
 
 @transaction.atomic
