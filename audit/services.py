@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from common.proxy import from_front_proxy
-from common.sql import insert_from_select
+from common.sql import insert_from_select, insert_instance
 from participants.models import Participant, User
 
 logger = logging.getLogger("portal.audit")
@@ -64,7 +64,7 @@ def audit_record(
     """Append one row to the audit trail, and log it once it is committed."""
     if participant is None and user is not None:
         participant = user.participant
-    event = AuditEvent.objects.create(
+    event = AuditEvent(
         action=action,
         outcome=outcome,
         user=user,
@@ -77,6 +77,9 @@ def audit_record(
         reason=reason,
         detail=detail or {},
     )
+    # Every login writes one: a plain INSERT, not the ORM's (an append-only row has no
+    # save() logic to run and no signal receivers).
+    insert_instance(event)
     # The row's columns but not `detail`, which may hold what a log reader should not see
     # (an email address, a report's title); a rolled-back row is not logged.
     fields = {
