@@ -7,7 +7,9 @@ separate `<name>_bench` database, dropped afterwards) and measures five things.
 1. Launch-morning logins (tests/bench_login.py): full logins (login form, password, code
    form, TOTP code) of distinct users through the portal's WSGI application, at 500 users
    and at 50,000 (BENCH_LOGIN_USERS) over 1,000 firms: the time outside the password hash
-   per full login, and its queries. Then, on PostgreSQL, the same logins over HTTP to
+   per full login, and its queries; beside it the floor: a request to a view that does
+   nothing, one statement (SELECT 1) and one render of the login page, and what four, 13
+   and two of them add up to before a login does any work of its own. Then, on PostgreSQL, the same logins over HTTP to
    gunicorn (2 workers, BENCH_HTTP_WORKERS) for 60 s (BENCH_HTTP_SECONDS) from a load
    generator of 6 threads (BENCH_HTTP_CONCURRENCY), beside the bare hash rate of two
    processes: logins/s, p50/p95/p99, errors, and the generator's own CPU per login.
@@ -495,6 +497,19 @@ def _login_bench(knobs: Knobs) -> Section:
     with _templates_uninstrumented():
         for size in (500, knobs.login_users):
             _login_in_process(knobs, section, population, size)
+    with _templates_uninstrumented():
+        base = bl.floor()
+    section.figure("login_floor_request_ms", f"{base.request_ms:.2f}", "ms")
+    section.figure("login_floor_statement_ms", f"{base.statement_ms:.2f}", "ms")
+    section.figure("login_floor_render_ms", f"{base.render_ms:.2f}", "ms")
+    section.figure("login_floor_ms", f"{base.login_ms:.2f}", "ms")
+    section.details.append(
+        f"login floor: 4 requests to a view that does nothing ({base.request_ms:.2f} ms each),"
+        f" the {bl.FLOOR_STATEMENTS} statements a login must send ({base.statement_ms:.2f} ms"
+        f" each, a SELECT 1) and 2 renders of the login page ({base.render_ms:.2f} ms each):"
+        f" {base.login_ms:.2f} ms before the login does any work of its own"
+        f" (goal for all of it: {bl.GOAL_NONHASH_MS} ms)"
+    )
     params = _argon2_params(population.encoded)
     section.figure("argon2_memory_cost", str(params["memory_cost"]), "KiB")
     section.figure("argon2_time_cost", str(params["time_cost"]), "passes")

@@ -235,6 +235,82 @@ def in_process_logins(users: list[str], counted: list[str]) -> InProcess:
     return result
 
 
+# The floor: what any login costs here before the portal does anything ------------------
+
+# The statements a full login cannot do without, with the session in the database: the
+# password step's BEGIN, user (locked), throttle, COMMIT and new session; the code form's
+# session read; the code step's session read, BEGIN, device (locked), device update (the
+# code used up), user update (last login), audit row, COMMIT and session move.
+FLOOR_STATEMENTS = 13
+
+
+@dataclass
+class Floor:
+    request_ms: float
+    statement_ms: float
+    render_ms: float
+
+    @property
+    def login_ms(self) -> float:
+        """Four requests through Django and the portal's middleware, the statements a login
+        must send, and the two pages it must render: before any of the login's own work."""
+        return 4 * self.request_ms + FLOOR_STATEMENTS * self.statement_ms + 2 * self.render_ms
+
+
+def _median_of(action: Any, rounds: int) -> float:
+    for _ in range(20):
+        action()
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def floor(rounds: int = 300) -> Floor:
+    """Measure the parts of a login that Django, the database and the templates impose."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.db import connection
+    from django.template.loader import render_to_string
+    from django.test import RequestFactory
+
+    from authn.forms import PasswordLoginForm
+    from migration.phases import entry_terminal
+    from participants.models import Scope
+
+    browser = WsgiBrowser()
+    # A view that does nothing, behind every middleware a login page passes through.
+    request_ms = _median_of(lambda: browser.request("GET", "/healthz"), rounds)
+
+    def statement() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+
+    statement_ms = _median_of(statement, rounds)
+    terminal = entry_terminal(TERMINAL)
+    factory = RequestFactory()
+
+    def render() -> None:
+        request = factory.get(LOGIN_PATH)
+        request.user = AnonymousUser()
+        request.session = {}  # type: ignore[assignment]
+        render_to_string(
+            "authn/login_password.html",
+            {
+                "scope": Scope(SCOPE),
+                "terminal": terminal,
+                "form": PasswordLoginForm(),
+                "action": LOGIN_PATH,
+            },
+            request=request,
+        )
+
+    render_ms = _median_of(render, rounds)
+    return Floor(request_ms=request_ms, statement_ms=statement_ms, render_ms=render_ms)
+
+
 # Over HTTP ---------------------------------------------------------------------------------
 
 
