@@ -9,10 +9,11 @@ separate `<name>_bench` database, dropped afterwards) and measures five things.
    and at 50,000 (BENCH_LOGIN_USERS) over 1,000 firms: the time outside the password hash
    per full login, and its queries; beside it the floor: a request to a view that does
    nothing, one statement (SELECT 1) and one render of the login page, and what four, 13
-   and two of them add up to before a login does any work of its own. Then, on PostgreSQL, the same logins over HTTP to
-   gunicorn (2 workers, BENCH_HTTP_WORKERS) for 60 s (BENCH_HTTP_SECONDS) from a load
-   generator of 6 threads (BENCH_HTTP_CONCURRENCY), beside the bare hash rate of two
-   processes: logins/s, p50/p95/p99, errors, and the generator's own CPU per login.
+   and two of them add up to before a login does any work of its own. Then, on
+   PostgreSQL, the same logins over HTTP to gunicorn (2 workers, BENCH_HTTP_WORKERS) for
+   60 s (BENCH_HTTP_SECONDS) from a load generator of 6 threads (BENCH_HTTP_CONCURRENCY),
+   beside the bare hash rate of two processes: logins/s, p50/p95/p99, errors, and the
+   generator's own CPU per login.
 
 2. Bulk email registration of BULK_ROWS (10,000) emails through the real
    services (dms.bulk), for BENCH_BULK_ROUNDS rounds (3 by default):
