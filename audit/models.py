@@ -36,6 +36,9 @@ class AuditAction(models.TextChoices):
     OTP_RESET = "otp_reset", _("OTP device reset")
     BULK_UPLOADED = "bulk_uploaded", _("Bulk email file uploaded")
     BULK_APPLIED = "bulk_applied", _("Bulk email registration applied")
+    MILESTONE_RESCHEDULED = "milestone_rescheduled", _("Milestone rescheduled")
+    MILESTONE_APPROVED = "milestone_approved", _("Milestone approved")
+    MILESTONE_CARRIED_OUT = "milestone_carried_out", _("Milestone carried out")
 
 
 class Outcome(models.TextChoices):

@@ -111,13 +111,15 @@ def audit_record_many(
     request: HttpRequest | None = None,
     actor: User | None = None,
     participant: Participant | None = None,
+    participant_field: str | None = None,
     detail: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
 ) -> int:
     """Append one audit row for each of `rows`, about the user its `user_field` names.
 
     One INSERT ... SELECT whatever the number of rows: the rows are selected by the
-    caller's queryset, the rest is the same for every row. Return the number written.
+    caller's queryset, the rest is the same for every row, but for the firm, which
+    `participant_field` may name per row (rows of many firms). Return the number written.
     """
     return insert_from_select(
         AuditEvent,
@@ -129,8 +131,10 @@ def audit_record_many(
             "login_id": F(login_id_field),
             "user_id": F(user_field),
             "actor_id": Value(actor.pk if actor else None, output_field=IntegerField()),
-            "participant_id": Value(
-                participant.pk if participant else None, output_field=IntegerField()
+            "participant_id": (
+                F(participant_field)
+                if participant_field
+                else Value(participant.pk if participant else None, output_field=IntegerField())
             ),
             "scope": Value("", output_field=CharField()),
             "method": Value("", output_field=CharField()),

@@ -7,18 +7,20 @@ import time
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
+from django.db.models.functions import JSONObject
 from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.models import AuditAction, Outcome
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 from authn import sessions
 from authn.emails import ACTIVATION
 from authn.models import ActivationToken
 from authn.secrets import secret_hash, url_token
-from outbox.services import email_queue, emails_cancel, emails_cancel_many
-from participants.models import User
+from migration.models import Milestone
+from outbox.services import email_queue, email_queue_many, emails_cancel, emails_cancel_many
+from participants.models import Terminal, User, UserStatus
 
 
 @transaction.atomic
@@ -36,6 +38,33 @@ def activation_send(
         actor=acting_user,
     )
     email_queue(kind=ACTIVATION, to=user.email, params={"user_id": user.pk})
+
+
+def activations_at_launch(
+    milestone: Milestone, terminal: Terminal, now: dt.datetime
+) -> dict[str, int]:
+    """At 2FA launch, have an activation email sent to every active user of the terminal
+    with a registered email who has not set up 2FA: two statements whatever their number,
+    in the transaction that carries the launch out (migration.services)."""
+    users = User.objects.filter(
+        participant__terminal=terminal,
+        status=UserStatus.ACTIVE,
+        two_factor_ready_at__isnull=True,
+    ).exclude(email="")
+    audit_record_many(
+        rows=users,
+        user_field="pk",
+        login_id_field="login_id",
+        participant_field="participant_id",
+        action=AuditAction.ACTIVATION_SENT,
+        outcome=Outcome.SUCCESS,
+        detail={"milestone": milestone.kind},
+        at=now,
+    )
+    queued = email_queue_many(
+        kind=ACTIVATION, source=users, to=F("email"), params=JSONObject(user_id=F("pk"))
+    )
+    return {"activation_emails": queued}
 
 
 def activation_issue(*, user: User, token: str | None = None) -> str:

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from authn import sessions
 from migration import phases
-from migration.models import Phase
+from migration.models import Milestone, Phase
 from participants.models import Scope, Terminal
 
 # The labels participants know from the circulars.
@@ -44,9 +44,12 @@ class TerminalEntries:
     phase: Phase
     entries: list[Entry]
     smartcard_ended: bool
+    next_milestone: Milestone | None = None
 
 
-def entries_for(terminal: Terminal, *, console: str) -> TerminalEntries:
+def entries_for(
+    terminal: Terminal, *, console: str, next_milestone: Milestone | None = None
+) -> TerminalEntries:
     """Return the entries of the "functions" landing (`/`) or the "dms" landing (`/dms/`)."""
     phase = phases.terminal_phase(terminal)
     smartcard_open = phases.smartcard_login_open(terminal)
@@ -74,6 +77,7 @@ def entries_for(terminal: Terminal, *, console: str) -> TerminalEntries:
         phase=phase,
         entries=entries,
         smartcard_ended=not smartcard_open,
+        next_milestone=next_milestone,
     )
 
 

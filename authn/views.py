@@ -86,8 +86,12 @@ def _terminal(slug: str) -> Terminal:
 
 
 def _landing(request: HttpRequest, console: str) -> HttpResponse:
-    terminals = Terminal.objects.select_related("programme").order_by("code")
-    sections = [entries_for(terminal, console=console) for terminal in terminals]
+    terminals = list(Terminal.objects.select_related("programme").order_by("code"))
+    upcoming = phases.next_milestones(terminals)
+    sections = [
+        entries_for(terminal, console=console, next_milestone=upcoming.get(terminal.pk))
+        for terminal in terminals
+    ]
     return render(request, "authn/landing.html", {"sections": sections, "console": console})
 
 

@@ -156,12 +156,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_PUBLISH_RETRY = False
 # The outbox sweep: every minute, whatever a lost wake-up or a dead worker left behind.
 OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 60)
+# The programme's milestones: carried out within this long of their planned time.
+MILESTONE_CHECK_SECONDS = env_int("MILESTONE_CHECK_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {
         "task": "outbox.tasks.outbox_relay",
         "schedule": float(OUTBOX_SWEEP_SECONDS),
         # A sweep not picked up before the next one is due is dropped, not piled up.
         "options": {"expires": float(OUTBOX_SWEEP_SECONDS)},
+    },
+    "milestones-carry-out": {
+        "task": "migration.tasks.milestones_carry_out_task",
+        "schedule": float(MILESTONE_CHECK_SECONDS),
+        "options": {"expires": float(MILESTONE_CHECK_SECONDS)},
     },
 }
 

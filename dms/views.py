@@ -111,10 +111,16 @@ def home(request: HttpRequest) -> HttpResponse:
         not_set_up=Count("pk", filter=Q(two_factor_ready_at__isnull=True)),
     )
     pending = requests_for_dms(participant=participant, status=RequestStatus.PENDING).count()
+    next_milestone = phases.next_milestones([participant.terminal]).get(participant.terminal_id)
     return render(
         request,
         "dms/home.html",
-        {"participant": participant, "counts": counts, "pending": pending},
+        {
+            "participant": participant,
+            "counts": counts,
+            "pending": pending,
+            "next_milestone": next_milestone,
+        },
     )
 
 

@@ -1,6 +1,27 @@
-from django.contrib import admin
+from __future__ import annotations
 
-from migration.models import Programme
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from migration import services
+from migration.models import Milestone, Programme
+
+
+class MilestoneInline(admin.TabularInline):
+    model = Milestone
+    fields = ("kind", "planned_at", "needs_approval", "approved_at", "carried_out_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
 
 
 @admin.register(Programme)
@@ -9,14 +30,83 @@ class ProgrammeAdmin(admin.ModelAdmin):
         "terminal",
         "phase",
         "da_email_registration_open",
-        "planned_launch_at",
         "updated_at",
     ]
-    list_editable = ["phase", "da_email_registration_open"]
     list_select_related = ["terminal"]
+    # The phase follows the milestones carried out (migration.services): not edited here.
+    readonly_fields = ["terminal", "phase", "da_email_registration_open", "updated_at"]
+    inlines = [MilestoneInline]
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
 
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+
+class MilestoneForm(forms.ModelForm):
+    class Meta:
+        model = Milestone
+        fields = ["planned_at"]
+
+    def clean_planned_at(self) -> Any:
+        planned_at = self.cleaned_data.get("planned_at")
+        if planned_at is None:
+            if self.instance.planned_at is not None:
+                raise forms.ValidationError(_("A scheduled milestone keeps a date: move it."))
+            return planned_at
+        if planned_at != self.instance.planned_at:
+            try:
+                services.milestone_reschedule_check(milestone=self.instance, planned_at=planned_at)
+            except services.MilestoneError as error:
+                raise forms.ValidationError(str(error)) from None
+        return planned_at
+
+
+@admin.register(Milestone)
+class MilestoneAdmin(admin.ModelAdmin):
+    form = MilestoneForm
+    list_display = [
+        "__str__",
+        "planned_at",
+        "needs_approval",
+        "approved_at",
+        "approved_by",
+        "carried_out_at",
+    ]
+    list_filter = ["programme__terminal", "kind"]
+    list_select_related = ["programme__terminal", "approved_by"]
+    readonly_fields = [
+        "programme",
+        "kind",
+        "needs_approval",
+        "approved_by",
+        "approved_at",
+        "carried_out_at",
+    ]
+    actions = ["approve"]
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Milestone, form: Any, change: bool) -> None:
+        # Moving a date is audited and tells the DAs: through the service, never save().
+        if "planned_at" in form.changed_data and obj.planned_at is not None:
+            services.milestone_reschedule(
+                milestone=obj,
+                planned_at=obj.planned_at,
+                acting_user=request.user,  # type: ignore[arg-type]
+            )
+
+    @admin.action(description=_("Approve (regulatory approval received)"))
+    def approve(self, request: HttpRequest, queryset: QuerySet[Milestone]) -> None:
+        for milestone in queryset:
+            try:
+                services.milestone_approve(milestone=milestone, acting_user=request.user)  # type: ignore[arg-type]
+            except services.MilestoneError as error:
+                self.message_user(request, f"{milestone}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, _("%(m)s: approved.") % {"m": milestone})

@@ -9,6 +9,9 @@ class MigrationConfig(AppConfig):
 
     def ready(self) -> None:
         from migration import phases
+        from migration.emails import register_emails
+
+        register_emails()
         from migration.models import Programme
         from participants.models import Terminal
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
 
-from migration.models import Phase, Programme
+from migration.models import Milestone, MilestoneKind, Phase, Programme
 from participants.models import Participant, Terminal, User
 
 _entry_terminals: dict[str, tuple[float, Terminal | None]] = {}
@@ -109,6 +110,33 @@ def da_email_registration_open(participant: Participant) -> bool:
 
 
 def launch_planned_at(terminal: Terminal) -> dt.datetime | None:
-    """Return when 2FA is planned to launch on the terminal (setup and OTP login open then)."""
-    programme = _programme(terminal)
-    return programme.planned_launch_at if programme is not None else None
+    """Return when 2FA is planned to launch on the terminal (setup and OTP login open then):
+    the date of its launch milestone."""
+    planned: dt.datetime | None = (
+        Milestone.objects.filter(programme__terminal=terminal, kind=MilestoneKind.LAUNCH)
+        .values_list("planned_at", flat=True)
+        .first()
+    )
+    return planned
+
+
+def next_milestones(terminals: Iterable[Terminal]) -> dict[int, Milestone]:
+    """Return, by terminal id, each terminal's next milestone to be carried out, for those
+    whose next one has a date: one query for all of them."""
+    found: dict[int, Milestone] = {}
+    pending = (
+        Milestone.objects.filter(
+            programme__terminal__in=[terminal.pk for terminal in terminals],
+            carried_out_at__isnull=True,
+        )
+        .select_related("programme")
+        .order_by("programme_id", "position")
+    )
+    seen: set[int] = set()
+    for milestone in pending:
+        if milestone.programme_id in seen:
+            continue
+        seen.add(milestone.programme_id)
+        if milestone.planned_at is not None:
+            found[milestone.programme.terminal_id] = milestone
+    return found

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authn.models import BackupCodeDevice, EmailOTPDevice
-from migration.models import Phase, Programme
+from migration.models import Milestone, MilestoneKind, Phase, Programme
 from participants.models import (
     DaDuty,
     Participant,
@@ -31,6 +31,12 @@ def terminal(code: str = "CCASS") -> Terminal:
 
 
 def set_phase(code: str, phase: Phase, **extra: object) -> Programme:
+    """Put the terminal in `phase` (a test's shortcut past the milestones), its launch
+    milestone dated `planned_launch_at` if given."""
+    if "planned_launch_at" in extra:
+        Milestone.objects.filter(programme__terminal__code=code, kind=MilestoneKind.LAUNCH).update(
+            planned_at=extra.pop("planned_launch_at")
+        )
     programme = Programme.objects.get(terminal__code=code)
     programme.phase = phase
     for key, value in extra.items():

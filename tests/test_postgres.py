@@ -167,7 +167,7 @@ def test_parallel_wrong_passwords_are_each_counted_by_the_throttle(user, setting
 # A kept connection is checked without a round trip -----------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_a_healthy_kept_connection_is_reused_without_asking_the_server(monkeypatch):
     from django.db.backends.postgresql import base
 
@@ -178,7 +178,7 @@ def test_a_healthy_kept_connection_is_reused_without_asking_the_server(monkeypat
     assert asked == []
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_a_connection_the_server_ended_is_replaced_before_the_next_query():
     from django.db import connections
 
@@ -200,3 +200,51 @@ def test_a_connection_the_server_ended_is_replaced_before_the_next_query():
             assert cursor.fetchone()[0] != pid
     finally:
         kept.close()
+
+
+# Milestones are carried out once, however many runners race -------------------------
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_racing_runners_carry_out_each_milestone_and_send_each_activation_once():
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from migration import services
+    from migration.models import Milestone, MilestoneKind, Phase, Programme
+    from outbox.models import OutboxEmail
+
+    firm = factories.ParticipantFactory(participant_id="B40000")
+    for n in range(30):
+        factories.UserFactory(participant=firm, login_id=f"B40000U{n:02d}")
+    past = timezone.now() - dt.timedelta(hours=1)
+    Milestone.objects.filter(programme__terminal__code="CCASS").update(
+        planned_at=past, approved_at=past
+    )
+    runners = 6
+    barrier = threading.Barrier(runners, timeout=JOIN_SECONDS)
+    done: list[str] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            done.extend(m.kind for m in services.milestones_carry_out())
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(runners)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(JOIN_SECONDS)
+    assert not errors, errors
+    assert sorted(done) == sorted(kind.value for kind in MilestoneKind)
+    assert Programme.objects.get(terminal__code="CCASS").phase == Phase.DECOMMISSIONED
+    assert OutboxEmail.objects.filter(kind="activation").count() == 30
+    assert AuditEvent.objects.filter(action=AuditAction.MILESTONE_CARRIED_OUT).count() == len(
+        MilestoneKind
+    )

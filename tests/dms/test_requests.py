@@ -19,6 +19,7 @@ from audit.models import AuditEvent
 from authn.activation import activation_send
 from authn.models import BackupCodeDevice, EmailOTPDevice
 from dms.models import ChangeRequest, RequestKind, RequestStatus
+from migration.models import MilestoneKind
 from participants.models import DaDuty, User, UserStatus
 from tests import factories
 from tests.dms.test_pages import users_listed
@@ -711,8 +712,7 @@ def test_the_planned_date_is_shown_while_das_email_registration_is_closed(
     maker, checker_da, programme
 ):
     planned = timezone.now().replace(microsecond=0) + dt.timedelta(days=40)
-    programme.planned_launch_at = planned
-    programme.save()
+    programme.milestones.filter(kind=MilestoneKind.LAUNCH).update(planned_at=planned)
     page = maker.get(reverse("dms:user-detail", args=[checker_da.pk])).content.decode()
     when = formats.date_format(timezone.localtime(planned), "DATETIME_FORMAT")
     assert f"The launch is planned for {when}" in page

@@ -42,6 +42,21 @@ def _fingerprint(login_id: str) -> str:
     return hashlib.sha256(f"demo-card:{login_id}".encode()).hexdigest()
 
 
+def _schedule(programme: Programme, now: dt.datetime, *, days: list[int], done: int) -> None:
+    """Date the programme's milestones `days` from now (at 09:00 Hong Kong time), the first
+    `done` of them carried out on their dates, as the scheduler would have."""
+    for milestone, offset in zip(programme.milestones.order_by("position"), days, strict=True):
+        planned = timezone.localtime(now + dt.timedelta(days=offset)).replace(
+            hour=9, minute=0, second=0, microsecond=0
+        )
+        milestone.planned_at = planned
+        if milestone.position < done:
+            milestone.carried_out_at = planned
+            if milestone.needs_approval:
+                milestone.approved_at = planned - dt.timedelta(days=3)
+        milestone.save()
+
+
 class Command(BaseCommand):
     help = (
         "Seed terminals' programmes, participants, users, DAs, smartcards and reports for the demo."
@@ -60,12 +75,15 @@ class Command(BaseCommand):
         programmes = {p.terminal.code: p for p in Programme.objects.select_related("terminal")}
         ccass, ccms = programmes["CCASS"], programmes["CCMS"]
         if ccass.phase == Phase.PREPARATION:
+            # In parallel run: the milestones up to the launch done, the rest to come.
+            _schedule(ccass, now, days=[-60, -40, -35, -20, -7, 21, 35], done=5)
             ccass.phase = Phase.PARALLEL_RUN
             ccass.da_email_registration_open = True
             ccass.save()
         if ccms.phase == Phase.PREPARATION:
+            # Email registration open; the launch waits for regulatory approval.
+            _schedule(ccms, now, days=[-10, 10, 14, 24, 30, 60, 75], done=1)
             ccms.phase = Phase.EMAIL_REGISTRATION
-            ccms.planned_launch_at = now + dt.timedelta(days=30)
             ccms.save()
 
         staff, created = User.objects.get_or_create(

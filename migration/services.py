@@ -1,0 +1,253 @@
+"""The programme's services: rescheduling, approving and carrying out its milestones.
+
+Carrying out is the one way a programme's phase moves. A periodic task (beat, every
+minute) and `manage.py programme carry-out` call `milestones_carry_out`, which takes
+each programme's next milestone, in order, when it is due and approved, and claims it with
+a conditional UPDATE in a transaction that also applies its phase and its effects: with
+two beats, several workers or a retried task, each milestone takes effect once.
+
+Effects that belong to a higher layer (the activation emails at launch, which authn
+owns) are registered with `milestone_effect_register` at start-up, as the outbox's
+composers are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from django.db import transaction
+from django.db.models import F, QuerySet, Value
+from django.db.models.functions import JSONObject
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from audit.models import AuditAction, Outcome
+from audit.services import audit_record
+from migration.emails import MILESTONE_KICKOFF, MILESTONE_RESCHEDULED
+from migration.models import Milestone, MilestoneKind, Phase, Programme
+from outbox.services import email_queue_many
+from participants.models import Role, Smartcard, Terminal, User, UserStatus
+
+# An effect of carrying out a milestone: given the milestone, its terminal and the time, do
+# its work in the caller's transaction and return its counts (for the audit row).
+Effect = Callable[[Milestone, Terminal, dt.datetime], dict[str, int]]
+
+_EFFECTS: dict[str, list[Effect]] = {}
+
+
+class MilestoneError(Exception):
+    """A change to a milestone that the programme's rules refuse; the message says why."""
+
+
+def milestone_effect_register(kind: MilestoneKind, effect: Effect) -> None:
+    """Have `effect` run, once, in the transaction that carries out each milestone of `kind`."""
+    effects = _EFFECTS.setdefault(kind.value, [])
+    if effect not in effects:
+        effects.append(effect)
+
+
+def terminal_das(terminal: Terminal) -> QuerySet[User]:
+    """The active DAs of the terminal's firms who have a designated email."""
+    return User.objects.filter(
+        participant__terminal=terminal, role=Role.DA, status=UserStatus.ACTIVE
+    ).exclude(email="")
+
+
+# Carrying out --------------------------------------------------------------------------
+
+
+def milestones_carry_out(*, now: dt.datetime | None = None) -> list[Milestone]:
+    """Carry out every milestone that is due, in each programme's order, each once; return
+    the ones this call carried out (none that another runner did)."""
+    now = now or timezone.now()
+    done = []
+    for programme_id in Programme.objects.order_by("pk").values_list("pk", flat=True):
+        while (milestone := _carry_out_next(programme_id=programme_id, now=now)) is not None:
+            done.append(milestone)
+    return done
+
+
+@transaction.atomic
+def _carry_out_next(*, programme_id: int, now: dt.datetime) -> Milestone | None:
+    # Runners take the programme's row in turn: the second reads what the first committed.
+    programme = (
+        Programme.objects.select_for_update().select_related("terminal").get(pk=programme_id)
+    )
+    milestone = (
+        programme.milestones.filter(carried_out_at__isnull=True).order_by("position").first()
+    )
+    # The next one waits for its date and, if it needs one, its approval; so do the ones
+    # after it, whatever their dates.
+    if milestone is None or not milestone.is_due(now):
+        return None
+    # The claim: whoever's UPDATE changes the row carries the milestone out.
+    claimed = Milestone.objects.filter(pk=milestone.pk, carried_out_at__isnull=True).update(
+        carried_out_at=now
+    )
+    if not claimed:
+        return None
+    milestone.carried_out_at = now
+    milestone.programme = programme
+    kind = milestone.milestone_kind
+    fields = []
+    if kind.phase is not None and Phase(programme.phase).order < kind.phase.order:
+        programme.phase = kind.phase
+        fields.append("phase")
+    if kind == MilestoneKind.DA_EMAIL_REGISTRATION_OPENS:
+        programme.da_email_registration_open = True
+        fields.append("da_email_registration_open")
+    if fields:
+        programme.save(update_fields=[*fields, "updated_at"])
+    counts: dict[str, int] = {}
+    for effect in [*_BUILT_IN.get(kind, []), *_EFFECTS.get(kind.value, [])]:
+        counts.update(effect(milestone, programme.terminal, now))
+    audit_record(
+        action=AuditAction.MILESTONE_CARRIED_OUT,
+        outcome=Outcome.SUCCESS,
+        detail={
+            "terminal": programme.terminal.code,
+            "milestone": kind.value,
+            "phase": programme.phase,
+            **counts,
+        },
+    )
+    return milestone
+
+
+def _kickoff_emails(milestone: Milestone, terminal: Terminal, now: dt.datetime) -> dict[str, int]:
+    """Tell the terminal's DAs that email registration is open, and until when."""
+    das = terminal_das(terminal)
+    queued = email_queue_many(
+        kind=MILESTONE_KICKOFF,
+        source=das,
+        to=F("email"),
+        params=JSONObject(milestone_id=Value(milestone.pk)),
+    )
+    return {"kickoff_emails": queued}
+
+
+def _cards_revoke(milestone: Milestone, terminal: Terminal, now: dt.datetime) -> dict[str, int]:
+    """Revoke every card of the terminal's users that is not revoked yet: one statement."""
+    revoked = Smartcard.objects.filter(
+        user__participant__terminal=terminal, revoked_at__isnull=True
+    ).update(revoked_at=now)
+    return {"cards_revoked": revoked}
+
+
+_BUILT_IN: dict[MilestoneKind, list[Effect]] = {
+    MilestoneKind.EMAIL_REGISTRATION_OPENS: [_kickoff_emails],
+    MilestoneKind.DECOMMISSIONING: [_cards_revoke],
+}
+
+
+# Staff's changes -----------------------------------------------------------------------
+
+
+def _locked(milestone: Milestone) -> Milestone:
+    return (
+        Milestone.objects.select_for_update(of=("self",))
+        .select_related("programme__terminal")
+        .get(pk=milestone.pk)
+    )
+
+
+def _check_order(milestone: Milestone, planned_at: dt.datetime) -> None:
+    siblings = Milestone.objects.filter(
+        programme_id=milestone.programme_id, planned_at__isnull=False
+    ).exclude(pk=milestone.pk)
+    before = siblings.filter(position__lt=milestone.position).order_by("-position").first()
+    after = siblings.filter(position__gt=milestone.position).order_by("position").first()
+    if before is not None and before.planned_at is not None and planned_at < before.planned_at:
+        raise MilestoneError(
+            _("%(milestone)s cannot come before %(other)s (%(when)s).")
+            % {
+                "milestone": milestone.get_kind_display(),
+                "other": before.get_kind_display(),
+                "when": _hong_kong(before.planned_at),
+            }
+        )
+    if after is not None and after.planned_at is not None and planned_at > after.planned_at:
+        raise MilestoneError(
+            _("%(milestone)s cannot come after %(other)s (%(when)s).")
+            % {
+                "milestone": milestone.get_kind_display(),
+                "other": after.get_kind_display(),
+                "when": _hong_kong(after.planned_at),
+            }
+        )
+
+
+def _hong_kong(value: dt.datetime) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+
+
+def milestone_reschedule_check(*, milestone: Milestone, planned_at: dt.datetime) -> None:
+    """Raise MilestoneError if the milestone may not move to `planned_at`: it was carried
+    out, the time is past, or it is out of order with the milestones before and after."""
+    if milestone.carried_out_at is not None:
+        raise MilestoneError(_("A milestone that has been carried out cannot be moved."))
+    if planned_at <= timezone.now():
+        raise MilestoneError(_("A milestone cannot be moved into the past."))
+    _check_order(milestone, planned_at)
+
+
+@transaction.atomic
+def milestone_reschedule(
+    *, milestone: Milestone, planned_at: dt.datetime, acting_user: User
+) -> Milestone:
+    """Move a milestone to `planned_at`, audit the move and tell the terminal's DAs.
+
+    Refused for a milestone already carried out, a time in the past, or a time out of
+    order with the milestones before and after it.
+    """
+    locked = _locked(milestone)
+    milestone_reschedule_check(milestone=locked, planned_at=planned_at)
+    old = locked.planned_at
+    if old == planned_at:
+        return locked
+    locked.planned_at = planned_at
+    locked.save(update_fields=["planned_at"])
+    terminal = locked.programme.terminal
+    audit_record(
+        action=AuditAction.MILESTONE_RESCHEDULED,
+        outcome=Outcome.SUCCESS,
+        actor=acting_user,
+        detail={
+            "terminal": terminal.code,
+            "milestone": locked.kind,
+            "old": old.isoformat() if old else None,
+            "new": planned_at.isoformat(),
+        },
+    )
+    email_queue_many(
+        kind=MILESTONE_RESCHEDULED,
+        source=terminal_das(terminal),
+        to=F("email"),
+        params=JSONObject(
+            milestone_id=Value(locked.pk),
+            old=Value(old.isoformat() if old else ""),
+            new=Value(planned_at.isoformat()),
+        ),
+    )
+    return locked
+
+
+@transaction.atomic
+def milestone_approve(*, milestone: Milestone, acting_user: User) -> Milestone:
+    """Record the regulatory approval of a milestone that waits for it (once)."""
+    locked = _locked(milestone)
+    if not locked.needs_approval:
+        raise MilestoneError(_("This milestone does not need approval."))
+    if locked.approved_at is not None:
+        return locked
+    locked.approved_by = acting_user
+    locked.approved_at = timezone.now()
+    locked.save(update_fields=["approved_by", "approved_at"])
+    audit_record(
+        action=AuditAction.MILESTONE_APPROVED,
+        outcome=Outcome.SUCCESS,
+        actor=acting_user,
+        detail={"terminal": locked.programme.terminal.code, "milestone": locked.kind},
+    )
+    return locked
