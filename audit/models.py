@@ -39,6 +39,7 @@ class AuditAction(models.TextChoices):
     MILESTONE_RESCHEDULED = "milestone_rescheduled", _("Milestone rescheduled")
     MILESTONE_APPROVED = "milestone_approved", _("Milestone approved")
     MILESTONE_CARRIED_OUT = "milestone_carried_out", _("Milestone carried out")
+    REMINDER_SENT = "reminder_sent", _("Reminder sent to the firm's DAs")
 
 
 class Outcome(models.TextChoices):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import django_otp
 from django.conf import settings
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 from django_otp.models import Device
@@ -105,9 +108,14 @@ def login_complete(
     # ParticipantsConfig.ready() so that a login does not update the user row twice.
     user.last_login = timezone.now()
     user.last_login_method = method
-    User.objects.filter(pk=user.pk).update(
-        last_login=user.last_login, last_login_method=user.last_login_method
-    )
+    changes: dict[str, Any] = {
+        "last_login": user.last_login,
+        "last_login_method": user.last_login_method,
+    }
+    if method in (sessions.Method.OTP, sessions.Method.BACKUP_CODE):
+        # Readiness counts who has logged in with OTP at least once: the first time stays.
+        changes["first_otp_login_at"] = Coalesce(F("first_otp_login_at"), Value(user.last_login))
+    User.objects.filter(pk=user.pk).update(**changes)
     audit_record(
         action=AuditAction.LOGIN,
         outcome=Outcome.SUCCESS,

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -156,6 +157,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_PUBLISH_RETRY = False
 # The outbox sweep: every minute, whatever a lost wake-up or a dead worker left behind.
 OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 60)
+# Beat's clock for crontab entries: Hong Kong, as TIME_ZONE.
+CELERY_TIMEZONE = "Asia/Hong_Kong"
 # The programme's milestones: carried out within this long of their planned time.
 MILESTONE_CHECK_SECONDS = env_int("MILESTONE_CHECK_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
@@ -170,7 +173,19 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(MILESTONE_CHECK_SECONDS),
         "options": {"expires": float(MILESTONE_CHECK_SECONDS)},
     },
+    # Each firm's readiness at the end of the day, Hong Kong time (CELERY_TIMEZONE).
+    "readiness-snapshot": {
+        "task": "migration.tasks.readiness_snapshot_task",
+        "schedule": crontab(hour=23, minute=50),
+    },
+    # The reminders before each deadline, in the morning (each firm once per deadline).
+    "reminders-before-deadlines": {
+        "task": "migration.tasks.reminders_before_deadlines_task",
+        "schedule": crontab(hour=9, minute=0),
+    },
 }
+# A firm not ready for a deadline is reminded once, this many days before it.
+REMINDER_DAYS_BEFORE = env_int("REMINDER_DAYS_BEFORE", 7)
 
 # The outbox (outbox/relay.py): a failed send is tried again after OUTBOX_RETRY_BASE_SECONDS,
 # doubling up to OUTBOX_RETRY_MAX_SECONDS, until OUTBOX_DEADLINE_SECONDS after it was queued

@@ -4,12 +4,19 @@ from django.views.i18n import JavaScriptCatalog
 
 from ccass import health, views
 from ccass.admin_site import install_otp_admin
+from migration.views import readiness_dashboard
 
 install_otp_admin()
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # Staff's readiness dashboard, behind the admin's login and OTP.
+    path(
+        "admin/readiness/",
+        admin.site.admin_view(readiness_dashboard),
+        name="readiness-dashboard",
+    ),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),

@@ -38,7 +38,7 @@ from dms.selectors import (
     users_for_dms,
     users_page_for_dms,
 )
-from migration import phases
+from migration import phases, readiness
 from participants.access import request_participant
 from participants.models import Scope, User, normalize_email
 
@@ -120,6 +120,8 @@ def home(request: HttpRequest) -> HttpResponse:
             "counts": counts,
             "pending": pending,
             "next_milestone": next_milestone,
+            "readiness": readiness.firm_readiness(participant=participant),
+            "needing_action": readiness.users_needing_action(participant=participant),
         },
     )
 

@@ -12,6 +12,7 @@ from outbox.models import OutboxEmail
 
 MILESTONE_KICKOFF = "milestone-kickoff"
 MILESTONE_RESCHEDULED = "milestone-rescheduled"
+READINESS_REMINDER = "readiness-reminder"
 
 
 def _milestone(row: OutboxEmail) -> Any:
@@ -55,9 +56,34 @@ def _rescheduled_context(row: OutboxEmail) -> dict[str, Any]:
     }
 
 
+def _reminder_context(row: OutboxEmail) -> dict[str, Any]:
+    from migration import readiness
+    from participants.models import Participant
+
+    participant = (
+        Participant.objects.select_related("terminal")
+        .filter(pk=row.params.get("participant_id"))
+        .first()
+    )
+    if participant is None:
+        raise NothingToSend("The firm no longer exists")
+    # What is missing now, when the email goes out, and the deadline it is for.
+    firm = readiness.firm_readiness(participant=participant)
+    figures = firm.figures
+    return {
+        "participant": participant,
+        "deadline": firm.forecast.deadline,
+        "missing_email": figures.users - figures.with_email,
+        "missing_da_email": figures.das - figures.das_with_email,
+        "not_set_up": figures.users - figures.set_up,
+        "link": settings.SITE_URL + "/dms/",
+    }
+
+
 def register_emails() -> None:
     register(MILESTONE_KICKOFF, Composer(template="milestone-kickoff", context=_kickoff_context))
     register(
         MILESTONE_RESCHEDULED,
         Composer(template="milestone-rescheduled", context=_rescheduled_context),
     )
+    register(READINESS_REMINDER, Composer(template="readiness-reminder", context=_reminder_context))

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from participants.models import Terminal
+from participants.models import Participant, Terminal
 
 
 class Phase(models.TextChoices):
@@ -166,3 +166,78 @@ class Milestone(models.Model):
             and self.planned_at <= now
             and self.is_approved()
         )
+
+
+class ReadinessSnapshot(models.Model):
+    """One firm's readiness figures at the end of one day (Hong Kong): the history that the
+    dashboard's charts and the forecast's pace are read from. Written once per firm and day."""
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="+", verbose_name=_("participant")
+    )
+    day = models.DateField(_("day"))
+    users = models.PositiveIntegerField(_("users"))
+    with_email = models.PositiveIntegerField(_("users with a designated email"))
+    das = models.PositiveIntegerField(_("DAs"))
+    das_with_email = models.PositiveIntegerField(_("DAs with a designated email"))
+    set_up = models.PositiveIntegerField(_("users set up for 2FA"))
+    set_up_app = models.PositiveIntegerField(_("set up with the app"))
+    logged_in_otp = models.PositiveIntegerField(_("users who logged in with OTP"))
+    smartcard_only = models.PositiveIntegerField(_("users still smartcard-only"))
+    need_action = models.PositiveIntegerField(_("users who need action"))
+
+    class Meta:
+        ordering = ["day", "participant"]
+        verbose_name = _("readiness snapshot")
+        verbose_name_plural = _("readiness snapshots")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "day"], name="readiness_once_per_firm_and_day"
+            )
+        ]
+        indexes = [models.Index(fields=["day"], name="readiness_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id} {self.day}"
+
+
+class Reminder(models.Model):
+    """A reminder sent to one firm's DAs: by staff, or by the schedule before a deadline, at
+    most once per firm and deadline."""
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="+", verbose_name=_("participant")
+    )
+    # The deadline a scheduled reminder was for; none for one that staff sent.
+    milestone = models.ForeignKey(
+        Milestone,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="reminders",
+        verbose_name=_("milestone"),
+    )
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sent by"),
+    )
+    sent_at = models.DateTimeField(_("sent at"))
+
+    class Meta:
+        ordering = ["-sent_at"]
+        verbose_name = _("reminder")
+        verbose_name_plural = _("reminders")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "milestone"],
+                condition=models.Q(milestone__isnull=False),
+                name="reminder_once_per_firm_and_deadline",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id} {self.sent_at:%Y-%m-%d}"

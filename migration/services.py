@@ -16,18 +16,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F, QuerySet, Value
+from django.db.models import F, IntegerField, QuerySet, Value
 from django.db.models.functions import JSONObject
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
-from migration.emails import MILESTONE_KICKOFF, MILESTONE_RESCHEDULED
-from migration.models import Milestone, MilestoneKind, Phase, Programme
+from migration import readiness
+from migration.emails import MILESTONE_KICKOFF, MILESTONE_RESCHEDULED, READINESS_REMINDER
+from migration.models import Milestone, MilestoneKind, Phase, Programme, Reminder
 from outbox.services import email_queue_many
-from participants.models import Role, Smartcard, Terminal, User, UserStatus
+from participants.models import Participant, Role, Smartcard, Terminal, User, UserStatus
 
 # An effect of carrying out a milestone: given the milestone, its terminal and the time, do
 # its work in the caller's transaction and return its counts (for the audit row).
@@ -251,3 +253,87 @@ def milestone_approve(*, milestone: Milestone, acting_user: User) -> Milestone:
         detail={"terminal": locked.programme.terminal.code, "milestone": locked.kind},
     )
     return locked
+
+
+# Reminders -------------------------------------------------------------------------------
+
+
+def _remind(
+    *,
+    participant_ids: list[int],
+    milestone: Milestone | None,
+    acting_user: User | None,
+    now: dt.datetime,
+) -> int:
+    """Email the DAs of these firms a reminder of what is missing; audit one row per firm.
+    Return the number of emails queued."""
+    Reminder.objects.bulk_create(
+        Reminder(participant_id=pk, milestone=milestone, sent_by=acting_user, sent_at=now)
+        for pk in participant_ids
+    )
+    for participant_id in participant_ids:
+        audit_record(
+            action=AuditAction.REMINDER_SENT,
+            outcome=Outcome.SUCCESS,
+            actor=acting_user,
+            participant=Participant(pk=participant_id),
+            detail={"milestone": milestone.kind if milestone else None},
+        )
+    das = User.objects.filter(
+        participant_id__in=participant_ids, role=Role.DA, status=UserStatus.ACTIVE
+    ).exclude(email="")
+    return email_queue_many(
+        kind=READINESS_REMINDER,
+        source=das,
+        to=F("email"),
+        params=JSONObject(
+            participant_id=F("participant_id"),
+            milestone_id=Value(milestone.pk if milestone else None, output_field=IntegerField()),
+        ),
+    )
+
+
+@transaction.atomic
+def reminders_send(*, participants: list[Participant], acting_user: User) -> int:
+    """Send the DAs of the chosen firms a reminder (staff's choice), in both languages,
+    listing what their firm still has to do. Return the number of emails queued."""
+    return _remind(
+        participant_ids=[p.pk for p in participants],
+        milestone=None,
+        acting_user=acting_user,
+        now=timezone.now(),
+    )
+
+
+def reminders_before_deadlines(*, now: dt.datetime | None = None) -> int:
+    """Remind the firms not ready for a deadline that is REMINDER_DAYS_BEFORE days away or
+    less, once per firm and deadline, whatever the number of runs. Return emails queued."""
+    now = now or timezone.now()
+    horizon = now + dt.timedelta(days=settings.REMINDER_DAYS_BEFORE)
+    queued = 0
+    for terminal in Terminal.objects.order_by("code"):
+        deadline = readiness.next_deadlines([terminal]).get(terminal.pk)
+        if deadline is None or not now < deadline.at <= horizon:
+            continue
+        queued += _remind_before(terminal=terminal, deadline=deadline, now=now)
+    return queued
+
+
+@transaction.atomic
+def _remind_before(*, terminal: Terminal, deadline: readiness.Deadline, now: dt.datetime) -> int:
+    milestone = (
+        Milestone.objects.select_for_update()
+        .filter(programme__terminal=terminal, kind=deadline.kind)
+        .get()
+    )
+    # Runners take the deadline's row in turn: the second sees the first one's reminders.
+    reminded = set(milestone.reminders.values_list("participant_id", flat=True))
+    rows, _deadline = readiness.terminal_readiness(terminal=terminal)
+    due = [
+        row.participant.pk
+        for row in rows
+        if not row.forecast.is_ready and row.participant.pk not in reminded
+    ]
+    if not due:
+        return 0
+    return _remind(participant_ids=due, milestone=milestone, acting_user=None, now=now)

@@ -261,6 +261,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
     last_login_method = models.CharField(_("last login method"), max_length=16, blank=True)
     two_factor_ready_at = models.DateTimeField(_("2FA set up at"), null=True, blank=True)
+    # Readiness counts the users who have logged in with OTP at least once.
+    first_otp_login_at = models.DateTimeField(_("first login with OTP at"), null=True, blank=True)
     # Bumped by every change a DA request can make, so that a request made
     # against an older state of the user is refused at approval.
     version = models.PositiveIntegerField(_("version"), default=0)

@@ -26,6 +26,10 @@ def _portal_settings(settings, tmp_path):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.PROXY_SECRET = PROXY_SECRET
     settings.SITE_URL = "http://testserver"
+    # Query counts the same whatever the clock: the per-process phase copy expires after
+    # PHASE_CACHE_SECONDS, in the middle of a slow test. tests/migration/test_phase_cache.py
+    # turns it on.
+    settings.PHASE_CACHE_SECONDS = 0
     settings.STORAGES = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from migration.models import Milestone, Programme
+from migration.readiness import readiness_snapshot_take
 from migration.services import milestones_carry_out
 
 
@@ -16,12 +17,19 @@ def _when(value: Any) -> str:
 
 
 class Command(BaseCommand):
-    help = "Show each terminal's programme and what is due, or carry out the due milestones now."
+    help = (
+        "Show each terminal's programme and what is due (show), carry out the due milestones"
+        " now (carry-out), or take today's readiness snapshot now (snapshot)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("action", choices=["show", "carry-out"])
+        parser.add_argument("action", choices=["show", "carry-out", "snapshot"])
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "snapshot":
+            written = readiness_snapshot_take()
+            self.stdout.write(f"readiness snapshot: {written} firms written")
+            return
         if options["action"] == "carry-out":
             done = milestones_carry_out()
             for milestone in done:

@@ -1,0 +1,154 @@
+"""Staff's readiness dashboard (behind the admin's 2FA: ccass/urls.py wraps it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from django.contrib import admin, messages
+from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.http.response import HttpResponseBase
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_http_methods
+
+from common.csv_export import csv_response
+from migration import charts, readiness, services
+from participants.models import Terminal
+
+# Sort keys: the table's columns.
+SORTS = {
+    "firm": lambda row: row.participant.participant_id,
+    "users": lambda row: row.figures.users,
+    "with_email": lambda row: row.figures.with_email,
+    "set_up": lambda row: row.figures.set_up,
+    "need_action": lambda row: row.figures.need_action,
+    "ready_on": lambda row: row.forecast.ready_on or dt.date.max,
+}
+
+
+def _chosen(
+    request: HttpRequest, rows: list[readiness.FirmReadiness]
+) -> list[readiness.FirmReadiness]:
+    """The rows the filters keep, in the order asked for (the firms at risk first if none)."""
+    if request.GET.get("risk") == "1":
+        rows = [row for row in rows if row.forecast.at_risk]
+    query = request.GET.get("q", "").strip().casefold()
+    if query:
+        rows = [
+            row
+            for row in rows
+            if row.participant.participant_id.casefold().startswith(query)
+            or query in row.participant.name.casefold()
+        ]
+    sort = request.GET.get("sort", "")
+    key = SORTS.get(sort.lstrip("-"))
+    if key is not None:  # otherwise: at risk first, as terminal_readiness gives them
+        rows = sorted(rows, key=key, reverse=sort.startswith("-"))
+    return rows
+
+
+def _csv_rows(rows: list[readiness.FirmReadiness]) -> Iterator[list[object]]:
+    yield [
+        "participant_id",
+        "name",
+        *readiness.FIGURES,
+        "deadline",
+        "remaining",
+        "pace_per_day",
+        "ready_on",
+        "at_risk",
+    ]
+    for row in rows:
+        forecast = row.forecast
+        yield [
+            row.participant.participant_id,
+            row.participant.name,
+            *row.figures.as_dict().values(),
+            forecast.deadline.kind.value if forecast.deadline else "",
+            forecast.remaining,
+            "" if forecast.pace_per_day is None else f"{forecast.pace_per_day:.2f}",
+            forecast.ready_on.isoformat() if forecast.ready_on else "",
+            "yes" if forecast.at_risk else "no",
+        ]
+
+
+def _remind(
+    request: HttpRequest, terminal: Terminal, rows: list[readiness.FirmReadiness]
+) -> HttpResponseBase:
+    """Send the reminder staff asked for: to the firms ticked, or to every firm at risk."""
+    if request.POST.get("which") == "at_risk":
+        chosen = [row.participant for row in rows if row.forecast.at_risk]
+    else:
+        ticked = set(request.POST.getlist("firm"))
+        chosen = [row.participant for row in rows if row.participant.participant_id in ticked]
+    if not chosen:
+        messages.warning(request, _("Choose the firms to remind first."))
+    else:
+        emails = services.reminders_send(participants=chosen, acting_user=request.user)  # type: ignore[arg-type]
+        messages.success(
+            request,
+            ngettext(
+                "A reminder is on its way to the DAs of %(firms)d firm (%(emails)d emails).",
+                "A reminder is on its way to the DAs of %(firms)d firms (%(emails)d emails).",
+                len(chosen),
+            )
+            % {"firms": len(chosen), "emails": emails},
+        )
+    return HttpResponseRedirect(request.get_full_path())
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def readiness_dashboard(request: HttpRequest) -> HttpResponseBase:
+    """Readiness of every firm of a terminal: charts over time, the firms at risk first;
+    a reminder to the DAs of the firms staff choose."""
+    terminals = list(Terminal.objects.order_by("code"))
+    code = request.GET.get("terminal", terminals[0].code if terminals else "").upper()
+    terminal = next((t for t in terminals if t.code == code), None)
+    if terminal is None:
+        raise Http404
+    all_rows, deadline = readiness.terminal_readiness(terminal=terminal)
+    if request.method == "POST":
+        return _remind(request, terminal, all_rows)
+    rows = _chosen(request, all_rows)
+    today = readiness.hong_kong_today()
+    if request.GET.get("format") == "csv":
+        return csv_response(
+            _csv_rows(rows), filename=f"readiness-{terminal.code}-{today.isoformat()}.csv"
+        )
+    total = readiness.totals(row.figures for row in all_rows)
+    history = readiness.terminal_history(terminal=terminal)
+    # Today's figures end each line, whether or not today's snapshot was taken yet.
+    points = [*[(day, figures) for day, figures in history if day < today], (today, total)]
+    series = [
+        charts.Series(key, label, css, [(day, getattr(figures, key)) for day, figures in points])
+        for key, label, css in (
+            ("with_email", _("Users with a designated email"), "series-email"),
+            ("set_up", _("Users set up for 2FA"), "series-setup"),
+            ("logged_in_otp", _("Users who have logged in with OTP"), "series-otp"),
+        )
+    ]
+    chart = charts.line_chart(
+        title=_("Readiness of %(terminal)s over time") % {"terminal": terminal.get_code_display()},
+        series=series,
+        ceiling=total.users,
+        deadline=deadline.at.date() if deadline else None,
+        deadline_label=deadline.label if deadline else "",
+    )
+    return render(
+        request,
+        "migration/readiness_dashboard.html",
+        {
+            "terminals": terminals,
+            "terminal": terminal,
+            "rows": rows,
+            "total": total,
+            "deadline": deadline,
+            "chart": chart,
+            "at_risk": sum(1 for row in all_rows if row.forecast.at_risk),
+            "params": request.GET,
+            "title": _("Readiness"),
+            **admin.site.each_context(request),
+        },
+    )
