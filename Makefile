@@ -33,8 +33,9 @@ run: $(VENV)/.installed
 	@echo "Email links:   $$SITE_URL (set SITE_URL to change)"
 	@echo "Set up 2FA:    open B01234U01's activation email in the outbox, follow the link."
 	@echo "Smartcard:     'Login with Smartcard', then 'use a simulated demo card' (DEMO ONLY)."
+	@echo "Readiness:     http://$(HOST):$(PORT)/admin/readiness/ (staff); the schedule runs in a thread of the server each minute."
 	@echo ""
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	DEMO_BEAT=1 $(PY) manage.py runserver $(HOST):$(PORT)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -52,3 +52,47 @@ def test_seed_demo_has_both_kinds_terminals_and_duties(settings):
         "maker",
         "checker",
     }
+
+
+def test_seed_demo_schedules_the_programmes_and_draws_a_history(settings):
+    from migration import readiness
+    from migration.models import Milestone, MilestoneKind, Phase, Programme, ReadinessSnapshot
+
+    settings.DEBUG = True
+    call_command("seed_demo")
+    ccass = Programme.objects.get(terminal__code="CCASS")
+    assert ccass.phase == Phase.PARALLEL_RUN
+    milestones = list(ccass.milestones.order_by("position"))
+    assert all(m.planned_at is not None for m in milestones)
+    # Past milestones done, future ones to come: what the scheduler would have left.
+    assert [m.carried_out_at is not None for m in milestones] == [True] * 5 + [False] * 2
+    launch = Milestone.objects.get(programme__terminal__code="CCMS", kind=MilestoneKind.LAUNCH)
+    assert launch.needs_approval and launch.approved_at is None and launch.carried_out_at is None
+    # Fifteen days of history per firm (two weeks and today), today's equal to the figures.
+    firm = Participant.objects.get(participant_id="B01234")
+    days = ReadinessSnapshot.objects.filter(participant=firm).order_by("day")
+    assert days.count() == 15
+    today = readiness.figures_by_firm(participants=[firm])[firm.pk]
+    assert days.last().with_email == today.with_email
+    assert days.first().with_email <= days.last().with_email
+    call_command("seed_demo")
+    assert ReadinessSnapshot.objects.filter(participant=firm).count() == 15
+
+
+def test_the_demo_beat_thread_runs_the_schedule(settings, monkeypatch):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from ccass import demo_beat
+    from migration.models import Milestone, MilestoneKind, Phase, Programme, ReadinessSnapshot
+
+    Milestone.objects.filter(
+        programme__terminal__code="CCMS", kind=MilestoneKind.EMAIL_REGISTRATION_OPENS
+    ).update(planned_at=timezone.now() - dt.timedelta(minutes=1))
+    demo_beat._tick()
+    assert Programme.objects.get(terminal__code="CCMS").phase == Phase.EMAIL_REGISTRATION
+    firms = Participant.objects.count()
+    assert ReadinessSnapshot.objects.count() == firms
+    demo_beat._tick()  # a second run changes nothing
+    assert ReadinessSnapshot.objects.count() == firms

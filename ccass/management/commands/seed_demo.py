@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from authn.activation import activation_send
 from authn.models import ActivationToken, EmailOTPDevice
-from migration.models import Phase, Programme
+from migration import readiness
+from migration.models import Phase, Programme, ReadinessSnapshot
 from participants.models import (
     DaDuty,
     Participant,
@@ -55,6 +56,15 @@ def _schedule(programme: Programme, now: dt.datetime, *, days: list[int], done: 
             if milestone.needs_approval:
                 milestone.approved_at = planned - dt.timedelta(days=3)
         milestone.save()
+
+
+def _earlier(name: str, value: int, users: int, share: float, late: set[str]) -> int:
+    """The demo history's value of a figure at `share` of the way to today's `value`."""
+    if name in ("users", "das"):
+        return value
+    if name in ("smartcard_only", "need_action"):  # these fall as firms get ready
+        return users - round((users - value) * share)
+    return round(value * share ** (2 if name in late else 1))
 
 
 class Command(BaseCommand):
@@ -144,7 +154,33 @@ class Command(BaseCommand):
                 sent = self._activate(user, now, terminal_code, ccass)
                 rows.append((terminal_code, pid, login_id, role, user.email or "(no email)", sent))
             self._reports(firm, now)
+        self._history(now)
         self._print(rows)
+
+    def _history(self, now: dt.datetime) -> None:
+        """Two weeks of readiness snapshots rising to today's figures, so that the staff
+        dashboard draws curves on the first start; then today's, as the beat thread would."""
+        if ReadinessSnapshot.objects.exists():
+            return
+        today = readiness.hong_kong_today(now)
+        current = readiness.figures_by_firm()
+        days = 14
+        # A firm that registers its emails first and sets up 2FA later: the share of
+        # today's figure on each earlier day, linear for emails, quadratic for the rest.
+        late = {"set_up", "set_up_app", "logged_in_otp"}
+        for pk, figures in current.items():
+            ReadinessSnapshot.objects.bulk_create(
+                ReadinessSnapshot(
+                    participant_id=pk,
+                    day=today - dt.timedelta(days=days - n),
+                    **{
+                        name: _earlier(name, value, figures.users, n / days, late)
+                        for name, value in figures.as_dict().items()
+                    },
+                )
+                for n in range(days)
+            )
+        readiness.readiness_snapshot_take(day=today)
 
     def _activate(self, user: User, now: dt.datetime, terminal_code: str, ccass: Programme) -> str:
         if terminal_code != "CCASS" or not user.email or user.two_factor_ready_at:
