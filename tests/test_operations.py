@@ -440,3 +440,30 @@ def test_readme_lists_every_setting_read_from_the_environment():
     table = readme.split("## Configuration (environment)", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"`([A-Z][A-Z0-9_]*)`", table))
     assert read - listed == set()
+
+
+@pytest.mark.django_db
+def test_outbox_show_counts_and_lists_the_failed_emails_without_their_secrets(capsys):
+    from django.utils import timezone
+
+    from outbox.models import EmailStatus, OutboxEmail
+
+    now = timezone.now()
+    OutboxEmail.objects.create(
+        kind="otp-code", to="a@x.example", params={"device_id": 7}, deadline=now
+    )
+    OutboxEmail.objects.create(
+        kind="activation",
+        to="b@x.example",
+        params={"user_id": 9},
+        status=EmailStatus.FAILED,
+        attempts=5,
+        last_error="550 mailbox unavailable",
+        deadline=now,
+    )
+    call_command("outbox_show")
+    out = capsys.readouterr().out
+    assert "pending: 1, sent: 0, failed: 1, cancelled: 0" in out
+    assert "oldest due: waiting" in out
+    assert "activation to b@x.example" in out and "550 mailbox unavailable" in out
+    assert "user_id" not in out and "a@x.example" not in out

@@ -407,3 +407,26 @@ def test_demo_reader_logs_in_with_a_demo_card_under_debug(client, user, demo_car
     assert reaches(client, "authn:online-home")
     assert reaches(client, "authn:report-list")
     assert login_audit() == [("success", "smartcard_demo", "", user.login_id)]
+
+
+def test_the_end_of_parallel_run_ends_open_card_sessions_and_refuses_new_ones(client, user, card):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from migration.models import Milestone, MilestoneKind
+    from migration.services import milestones_carry_out
+
+    card_login(client, through_proxy(card), user.login_id)
+    assert reaches(client, "authn:online-home")
+    past = timezone.now() - dt.timedelta(minutes=1)
+    milestones = Milestone.objects.filter(programme__terminal__code="CCASS")
+    milestones.filter(position__lte=4).update(planned_at=past, carried_out_at=past)
+    milestones.filter(kind=MilestoneKind.PARALLEL_RUN_ENDS).update(planned_at=past)
+    assert [m.kind for m in milestones_carry_out()] == [MilestoneKind.PARALLEL_RUN_ENDS]
+    # The card session open before the milestone ends at its next request.
+    assert not reaches(client, "authn:online-home")
+    page = client.get(smartcard_url(), **through_proxy(card))
+    assert page.status_code == 403
+    assert "Login with smartcard is no longer available" in page.content.decode()
+    assert "Enquiries: CCASS Hotline" in page.content.decode()
