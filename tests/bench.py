@@ -2,7 +2,7 @@
 
 Run from the project root as `python -m tests.bench`. It builds a throwaway
 database (a temporary SQLite file unless DATABASE_URL is set; for PostgreSQL a
-separate `<name>_bench` database, dropped afterwards) and measures five things.
+separate `<name>_bench` database, dropped afterwards) and measures six things.
 
 1. Launch-morning logins (tests/bench_login.py): full logins (login form, password, code
    form, TOTP code) of distinct users through the portal's WSGI application, at 500 users
@@ -58,13 +58,21 @@ joins every one of them before sorting (about 12 ms instead of 2).
    and 1,000 rows, and the audit export beside a bare server-side cursor, on PostgreSQL
    (tests/bench_pages.py).
 
+6. The migration programme at launch-morning scale, on PostgreSQL (tests/bench_programme.py):
+   the end of the parallel run and the decommissioning carried out over 50,000 accounts
+   (BENCH_PROGRAMME_USERS) beside a bare update of their cards, and their queries beside
+   those over 100; the staff readiness dashboard over 1,000 firms beside one aggregate
+   query; the activation fan-out of the launch through a real worker to an SMTP sink.
+
 Each figure is printed on stdout as `<name>: <value> <unit>`; the last line says
 whether the goal is met: login outside the hash at most 8 ms and 16 queries, over HTTP
 at least 30 logins/s and 0.8 times the hash rate with p95 at most 500 ms; bulk
 registration at most GOAL_BULK_RATIO times the baseline, with the same number of
 queries to apply 1,000 rows as 10,000; the same number of queries for the users list
 at 100 and 10,000 users; pages at most 1.5 times the small firm's, the export at most
-twice the bare cursor. A missed goal still exits 0: the script reports. It exits
+twice the bare cursor; the milestones at most twice the bare update with as many queries
+at 100 accounts as at 50,000, the dashboard at most 1.5 times the aggregate, the fan-out at
+least 500 emails a second. A missed goal still exits 0: the script reports. It exits
 non-zero on errors, and when the production hasher is not Argon2id with at least OWASP's parameters
 (m=19456 KiB, t=2, p=1).
 
@@ -84,8 +92,9 @@ allows one step of drift, so thirty logins in one 30-second window would run
 out of codes.
 
 BENCH_SHOW_QUERIES=1 also lists each step's SQL on stderr; BENCH_ONLY=relay (or a comma-separated
-list of login, bulk, list, relay, pages) runs only those parts. The HTTP logins and the
-pages need PostgreSQL: without DATABASE_URL they are skipped (and under CI=true refused).
+list of login, bulk, list, relay, pages, programme) runs only those parts. The HTTP logins,
+the pages and the programme need PostgreSQL: without DATABASE_URL they are skipped (and
+under CI=true refused).
 """
 
 from __future__ import annotations
@@ -152,6 +161,8 @@ class Knobs:
     pages_users: int = 20_000
     audit_rows: int = 1_000_000
     pages_rounds: int = 20
+    programme_users: int = 50_000
+    programme_rounds: int = 5
 
 
 @dataclass
@@ -205,6 +216,8 @@ def main() -> int:
         pages_users=_env_int("BENCH_PAGES_USERS", 20_000, minimum=100),
         audit_rows=_env_int("BENCH_AUDIT_ROWS", 1_000_000, minimum=10_000),
         pages_rounds=_env_int("BENCH_PAGES_ROUNDS", 20, minimum=1),
+        programme_users=_env_int("BENCH_PROGRAMME_USERS", 50_000, minimum=1_000),
+        programme_rounds=_env_int("BENCH_PROGRAMME_ROUNDS", 5, minimum=1),
     )
 
     # The bench runs the bulk check itself, in-line, as a worker would; not in a thread.
@@ -266,6 +279,7 @@ def _run(knobs: Knobs) -> int:
         "list": _list_bench,
         "relay": _relay_bench,
         "pages": _pages_bench,
+        "programme": _programme_bench,
     }
     # BENCH_ONLY=relay (or login,bulk ...) runs only those parts.
     only = [name for name in os.environ.get("BENCH_ONLY", "").split(",") if name]
@@ -299,6 +313,21 @@ def _pages_bench(knobs: Knobs) -> Section:
         section.details.append("pages: skipped, they are measured on PostgreSQL (DATABASE_URL)")
         return section
     pages_bench(section, users=knobs.pages_users, rows=knobs.audit_rows, rounds=knobs.pages_rounds)
+    return section
+
+
+def _programme_bench(knobs: Knobs) -> Section:
+    from django.db import connection
+
+    from tests.bench_programme import programme_bench
+
+    section = Section()
+    if connection.vendor != "postgresql":
+        if os.environ.get("CI"):
+            raise BenchError("the programme bench needs PostgreSQL (DATABASE_URL), and CI has it")
+        section.details.append("programme: skipped, it is measured on PostgreSQL (DATABASE_URL)")
+        return section
+    programme_bench(section, users=knobs.programme_users, rounds=knobs.programme_rounds)
     return section
 
 
