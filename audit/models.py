@@ -38,6 +38,10 @@ class AuditAction(models.TextChoices):
     BULK_APPLIED = "bulk_applied", _("Bulk email registration applied")
     MILESTONE_RESCHEDULED = "milestone_rescheduled", _("Milestone rescheduled")
     MILESTONE_APPROVED = "milestone_approved", _("Milestone approved")
+    MILESTONE_APPROVAL_REQUIRED = (
+        "milestone_approval_required",
+        _("Milestone's regulatory approval requirement changed"),
+    )
     MILESTONE_CARRIED_OUT = "milestone_carried_out", _("Milestone carried out")
     REMINDER_SENT = "reminder_sent", _("Reminder sent to the firm's DAs")
 

@@ -47,7 +47,18 @@ class ProgrammeAdmin(admin.ModelAdmin):
 class MilestoneForm(forms.ModelForm):
     class Meta:
         model = Milestone
-        fields = ["planned_at"]
+        fields = ["planned_at", "needs_approval"]
+
+    def clean_needs_approval(self) -> Any:
+        required = self.cleaned_data.get("needs_approval")
+        milestone = self.instance
+        if required != milestone.needs_approval and (
+            milestone.carried_out_at is not None or milestone.approved_at is not None
+        ):
+            raise forms.ValidationError(
+                _("A milestone carried out or approved keeps its approval requirement.")
+            )
+        return required
 
     def clean_planned_at(self) -> Any:
         planned_at = self.cleaned_data.get("planned_at")
@@ -79,7 +90,6 @@ class MilestoneAdmin(admin.ModelAdmin):
     readonly_fields = [
         "programme",
         "kind",
-        "needs_approval",
         "approved_by",
         "approved_at",
         "carried_out_at",
@@ -93,7 +103,13 @@ class MilestoneAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: Milestone, form: Any, change: bool) -> None:
-        # Moving a date is audited and tells the DAs: through the service, never save().
+        # Each change is audited (and a new date told to the DAs): the services, never save().
+        if "needs_approval" in form.changed_data:
+            services.milestone_approval_require(
+                milestone=obj,
+                required=obj.needs_approval,
+                acting_user=request.user,  # type: ignore[arg-type]
+            )
         if "planned_at" in form.changed_data and obj.planned_at is not None:
             services.milestone_reschedule(
                 milestone=obj,

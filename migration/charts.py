@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-WIDTH, HEIGHT = 640, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 16, 16, 36
+WIDTH, HEIGHT = 640, 240
+LEFT, RIGHT, TOP, BOTTOM = 48, 16, 16, 24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +62,7 @@ def line_chart(
     )
     legend = format_html_join(
         "",
-        '<tspan class="{}" dx="12">■ {}</tspan>',
+        '<li><span class="{}" aria-hidden="true">■</span> {}</li>',
         ((s.css, s.label) for s in series),
     )
     marker = (
@@ -87,8 +87,8 @@ def line_chart(
         '<text x="{lt}" y="{b}" text-anchor="end" class="small">0</text>'
         '<text x="{l}" y="{bt}" class="small">{first}</text>'
         '<text x="{r}" y="{bt}" text-anchor="end" class="small">{last}</text>'
-        "{lines}{marker}"
-        '<text x="{l}" y="{h2}" class="small">{legend}</text></svg>',
+        "{lines}{marker}</svg>"
+        '<ul class="chart-legend">{legend}</ul>',
         w=WIDTH,
         h=HEIGHT,
         title=title,
@@ -100,7 +100,6 @@ def line_chart(
         lt=LEFT - 6,
         tt=TOP + 4,
         bt=HEIGHT - BOTTOM + 14,
-        h2=HEIGHT - 4,
         first=first.isoformat(),
         last=last.isoformat(),
         lines=lines,

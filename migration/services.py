@@ -236,6 +236,34 @@ def milestone_reschedule(
 
 
 @transaction.atomic
+def milestone_approval_require(
+    *, milestone: Milestone, required: bool, acting_user: User
+) -> Milestone:
+    """Say whether the milestone waits for regulatory approval; audited. Refused once the
+    milestone was carried out or approved."""
+    locked = _locked(milestone)
+    if locked.needs_approval == required:
+        return locked
+    if locked.carried_out_at is not None:
+        raise MilestoneError(_("A milestone that has been carried out cannot be changed."))
+    if locked.approved_at is not None:
+        raise MilestoneError(_("This milestone has been approved already."))
+    locked.needs_approval = required
+    locked.save(update_fields=["needs_approval"])
+    audit_record(
+        action=AuditAction.MILESTONE_APPROVAL_REQUIRED,
+        outcome=Outcome.SUCCESS,
+        actor=acting_user,
+        detail={
+            "terminal": locked.programme.terminal.code,
+            "milestone": locked.kind,
+            "needs_approval": required,
+        },
+    )
+    return locked
+
+
+@transaction.atomic
 def milestone_approve(*, milestone: Milestone, acting_user: User) -> Milestone:
     """Record the regulatory approval of a milestone that waits for it (once)."""
     locked = _locked(milestone)

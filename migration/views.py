@@ -17,9 +17,13 @@ from common.csv_export import csv_response
 from migration import charts, readiness, services
 from participants.models import Terminal
 
+# Firms per page of the table: the page renders the same whatever the number of firms.
+PAGE_SIZE = 100
+
 # Sort keys: the table's columns.
 SORTS = {
     "firm": lambda row: row.participant.participant_id,
+    "readiness": lambda row: row.figures.ready_share,
     "users": lambda row: row.figures.users,
     "with_email": lambda row: row.figures.with_email,
     "set_up": lambda row: row.figures.set_up,
@@ -54,6 +58,7 @@ def _csv_rows(rows: list[readiness.FirmReadiness]) -> Iterator[list[object]]:
         "participant_id",
         "name",
         *readiness.FIGURES,
+        "set_up_share",
         "deadline",
         "remaining",
         "pace_per_day",
@@ -66,6 +71,7 @@ def _csv_rows(rows: list[readiness.FirmReadiness]) -> Iterator[list[object]]:
             row.participant.participant_id,
             row.participant.name,
             *row.figures.as_dict().values(),
+            f"{row.figures.ready_share:.3f}",
             forecast.deadline.kind.value if forecast.deadline else "",
             forecast.remaining,
             "" if forecast.pace_per_day is None else f"{forecast.pace_per_day:.2f}",
@@ -125,8 +131,11 @@ def readiness_dashboard(request: HttpRequest) -> HttpResponseBase:
         charts.Series(key, label, css, [(day, getattr(figures, key)) for day, figures in points])
         for key, label, css in (
             ("with_email", _("Users with a designated email"), "series-email"),
+            ("das_with_email", _("DAs with a designated email"), "series-da-email"),
             ("set_up", _("Users set up for 2FA"), "series-setup"),
             ("logged_in_otp", _("Users who have logged in with OTP"), "series-otp"),
+            ("smartcard_only", _("Users still smartcard-only"), "series-card"),
+            ("need_action", _("Users who need action"), "series-action"),
         )
     ]
     chart = charts.line_chart(
@@ -136,13 +145,27 @@ def readiness_dashboard(request: HttpRequest) -> HttpResponseBase:
         deadline=deadline.at.date() if deadline else None,
         deadline_label=deadline.label if deadline else "",
     )
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    try:
+        page = min(max(1, int(request.GET.get("page", "1"))), pages)
+    except ValueError:
+        page = 1
+    shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(
         request,
         "migration/readiness_dashboard.html",
         {
             "terminals": terminals,
             "terminal": terminal,
-            "rows": rows,
+            "rows": shown,
+            "first": (page - 1) * PAGE_SIZE + 1 if shown else 0,
+            "last": (page - 1) * PAGE_SIZE + len(shown),
+            "count": len(rows),
+            "previous_page": page - 1 if page > 1 else None,
+            "next_page": page + 1 if page < pages else None,
+            "query": query.urlencode(),
             "total": total,
             "deadline": deadline,
             "chart": chart,

@@ -398,3 +398,35 @@ def test_beat_carries_out_milestones_every_minute(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["milestones-carry-out"]
     assert entry["task"] == "migration.tasks.milestones_carry_out_task"
     assert entry["schedule"] == 60.0
+
+
+def test_staff_decide_which_milestones_wait_for_regulatory_approval(staff_member):
+    _schedule()
+    end = _milestone(MilestoneKind.PARALLEL_RUN_ENDS)
+    services.milestone_approval_require(milestone=end, required=True, acting_user=staff_member)
+    audit = AuditEvent.objects.get(action=AuditAction.MILESTONE_APPROVAL_REQUIRED)
+    assert audit.actor == staff_member and audit.detail["needs_approval"] is True
+    # Now the end of the parallel run waits for its approval, like the launch.
+    services.milestone_approve(milestone=_milestone(MilestoneKind.LAUNCH), acting_user=staff_member)
+    assert MilestoneKind.PARALLEL_RUN_ENDS not in _carry_out(40)
+    services.milestone_approve(milestone=end, acting_user=staff_member)
+    with pytest.raises(services.MilestoneError, match="approved already"):
+        services.milestone_approval_require(milestone=end, required=False, acting_user=staff_member)
+    assert _carry_out(42) == [MilestoneKind.PARALLEL_RUN_ENDS, MilestoneKind.DECOMMISSIONING]
+
+
+def test_staff_set_the_approval_requirement_in_the_admin(client, staff):
+    _schedule()
+    end = _milestone(MilestoneKind.PARALLEL_RUN_ENDS)
+    url = reverse("admin:migration_milestone_change", args=[end.pk])
+    with time_machine.travel(START - dt.timedelta(days=1), tick=True):
+        _staff_logs_in(client, staff)
+        response = client.post(
+            url,
+            {"planned_at_0": "2027-04-05", "planned_at_1": "09:00:00", "needs_approval": "on"},
+        )
+    assert response.status_code == 302
+    assert _milestone(MilestoneKind.PARALLEL_RUN_ENDS).needs_approval
+    assert AuditEvent.objects.filter(action=AuditAction.MILESTONE_APPROVAL_REQUIRED).count() == 1
+    # The date did not change, so nobody was told of one.
+    assert not AuditEvent.objects.filter(action=AuditAction.MILESTONE_RESCHEDULED).exists()

@@ -133,3 +133,18 @@ def test_the_da_sees_the_firms_figures_forecast_and_who_needs_action(client, mak
     assert "B10000U07" in table and "Register a designated email" in table
     assert "B10000U08" in table and "Set up 2FA from the activation email" in table
     assert 'data-testid="forecast"' in page
+
+
+def test_the_firms_come_a_hundred_to_a_page(client, staff):
+    terminal = Terminal.objects.get(code="CCASS")
+    Participant.objects.bulk_create(
+        Participant(participant_id=f"P{n:05d}", name=f"Paged {n}", terminal=terminal)
+        for n in range(130)
+    )
+    _staff_logs_in(client, staff)
+    first = client.get(DASHBOARD, {"q": "paged"}).content.decode()
+    assert first.count('data-firm="P') == 100
+    assert "Firms 1–100 of 130" in first and "page=2" in first
+    second = client.get(DASHBOARD, {"q": "paged", "page": "2"}).content.decode()
+    assert second.count('data-firm="P') == 30 and "Firms 101–130 of 130" in second
+    assert client.get(DASHBOARD, {"page": "x"}).status_code == 200
