@@ -148,3 +148,9 @@ def test_the_firms_come_a_hundred_to_a_page(client, staff):
     second = client.get(DASHBOARD, {"q": "paged", "page": "2"}).content.decode()
     assert second.count('data-firm="P') == 30 and "Firms 101–130 of 130" in second
     assert client.get(DASHBOARD, {"page": "x"}).status_code == 200
+
+
+def test_the_admin_links_to_the_dashboard(client, staff):
+    _staff_logs_in(client, staff)
+    page = client.get(reverse("admin:index")).content.decode()
+    assert f'href="{DASHBOARD}"' in page
