@@ -58,7 +58,7 @@ def test_with_no_cache_every_page_reads_the_phase(client, settings):
     assert client.get(LOGIN).status_code == 403
 
 
-def test_an_unknown_terminal_is_not_found_and_not_remembered(client, settings):
+def test_an_unknown_terminal_is_not_found(client, settings):
     settings.PHASE_CACHE_SECONDS = 60
     assert client.get("/login/nosuch/otp/online/").status_code == 404
     assert phases.entry_terminal("NOSUCH") is None
