@@ -90,3 +90,12 @@ def open_link(client: Client, link: str):
 def begin_setup(client: Client, link: str):
     """Press "Begin setup" on the activation page, which uses the link up."""
     return client.post(reverse("authn:activate"), {"token": link_token(link), "begin": "1"})
+
+
+def staff_logs_in(client: Client, staff) -> None:
+    """Log a staff member in with password and OTP, as the admin requires."""
+    client.post(
+        reverse("authn:staff-login"), {"login_id": staff.login_id, "password": USER_PASSWORD}
+    )
+    code = TOTP().code(TOTPDevice.objects.get(user=staff))
+    assert client.post(reverse("authn:staff-login-verify"), {"code": code}).status_code == 302

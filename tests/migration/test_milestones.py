@@ -16,6 +16,7 @@ from migration.models import Milestone, MilestoneKind, Phase, Programme
 from outbox.models import OutboxEmail
 from participants.models import Smartcard, Terminal, UserStatus
 from tests import factories
+from tests.helpers import staff_logs_in
 
 pytestmark = pytest.mark.django_db
 
@@ -64,20 +65,6 @@ def ccms_firm(db):
 @pytest.fixture
 def staff_member(db):
     return factories.StaffFactory(login_id="hkex.ops2")
-
-
-def _staff_logs_in(client, staff) -> None:
-    """Staff log in with password and OTP, as the admin requires."""
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    from tests.helpers import TOTP
-
-    client.post(
-        reverse("authn:staff-login"),
-        {"login_id": staff.login_id, "password": factories.USER_PASSWORD},
-    )
-    code = TOTP().code(TOTPDevice.objects.get(user=staff))
-    assert client.post(reverse("authn:staff-login-verify"), {"code": code}).status_code == 302
 
 
 def test_every_programme_starts_with_the_seven_milestones_in_order():
@@ -358,7 +345,7 @@ def test_staff_move_a_date_in_the_admin_through_the_service(client, staff):
     launch = _milestone(MilestoneKind.LAUNCH)
     url = reverse("admin:migration_milestone_change", args=[launch.pk])
     with time_machine.travel(START - dt.timedelta(days=1), tick=True):
-        _staff_logs_in(client, staff)
+        staff_logs_in(client, staff)
         refused = client.post(url, {"planned_at_0": "2027-03-02", "planned_at_1": "09:00:00"})
         assert refused.status_code == 200
         assert "cannot come before" in refused.content.decode()
@@ -420,7 +407,7 @@ def test_staff_set_the_approval_requirement_in_the_admin(client, staff):
     end = _milestone(MilestoneKind.PARALLEL_RUN_ENDS)
     url = reverse("admin:migration_milestone_change", args=[end.pk])
     with time_machine.travel(START - dt.timedelta(days=1), tick=True):
-        _staff_logs_in(client, staff)
+        staff_logs_in(client, staff)
         response = client.post(
             url,
             {"planned_at_0": "2027-04-05", "planned_at_1": "09:00:00", "needs_approval": "on"},

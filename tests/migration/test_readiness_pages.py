@@ -11,26 +11,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from migration import readiness
 from migration.models import Milestone, MilestoneKind, ReadinessSnapshot
 from participants.models import Participant, Terminal, User
 from tests import factories
-from tests.helpers import TOTP, log_in_with_app
+from tests.helpers import log_in_with_app, staff_logs_in
 
 pytestmark = pytest.mark.django_db
 
 DASHBOARD = "/admin/readiness/"
-
-
-def _staff_logs_in(client, staff) -> None:
-    client.post(
-        reverse("authn:staff-login"),
-        {"login_id": staff.login_id, "password": factories.USER_PASSWORD},
-    )
-    code = TOTP().code(TOTPDevice.objects.get(user=staff))
-    assert client.post(reverse("authn:staff-login-verify"), {"code": code}).status_code == 302
 
 
 @pytest.fixture
@@ -62,7 +52,7 @@ def test_a_da_cannot_open_the_dashboard(client, maker_da):
 
 
 def test_the_dashboard_lists_the_firms_at_risk_first_with_the_totals(client, staff, firms):
-    _staff_logs_in(client, staff)
+    staff_logs_in(client, staff)
     page = client.get(DASHBOARD).content.decode()
     assert page.index('data-firm="B60001"') < page.index('data-firm="B60002"')
     slow_row = page[page.index('data-firm="B60001"') :].split("</tr>", 1)[0]
@@ -76,7 +66,7 @@ def test_the_dashboard_lists_the_firms_at_risk_first_with_the_totals(client, sta
 
 
 def test_the_dashboard_filters_sorts_and_exports(client, staff, firms):
-    _staff_logs_in(client, staff)
+    staff_logs_in(client, staff)
     at_risk = client.get(DASHBOARD, {"risk": "1"}).content.decode()
     assert 'data-firm="B60001"' in at_risk and 'data-firm="B60002"' not in at_risk
     by_name = client.get(DASHBOARD, {"q": "quick"}).content.decode()
@@ -93,7 +83,7 @@ def test_the_dashboard_filters_sorts_and_exports(client, staff, firms):
 
 
 def test_the_dashboard_costs_the_same_queries_at_10_and_500_firms(client, staff):
-    _staff_logs_in(client, staff)
+    staff_logs_in(client, staff)
     terminal = Terminal.objects.get(code="CCASS")
 
     def grow(total: int) -> int:
@@ -141,7 +131,7 @@ def test_the_firms_come_a_hundred_to_a_page(client, staff):
         Participant(participant_id=f"P{n:05d}", name=f"Paged {n}", terminal=terminal)
         for n in range(130)
     )
-    _staff_logs_in(client, staff)
+    staff_logs_in(client, staff)
     first = client.get(DASHBOARD, {"q": "paged"}).content.decode()
     assert first.count('data-firm="P') == 100
     assert "Firms 1–100 of 130" in first and "page=2" in first
@@ -151,6 +141,6 @@ def test_the_firms_come_a_hundred_to_a_page(client, staff):
 
 
 def test_the_admin_links_to_the_dashboard(client, staff):
-    _staff_logs_in(client, staff)
+    staff_logs_in(client, staff)
     page = client.get(reverse("admin:index")).content.decode()
     assert f'href="{DASHBOARD}"' in page

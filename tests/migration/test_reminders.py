@@ -7,14 +7,13 @@ import datetime as dt
 import pytest
 import time_machine
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditAction, AuditEvent
 from migration import services
 from migration.models import Milestone, MilestoneKind, Reminder
 from outbox.models import OutboxEmail
 from tests import factories
-from tests.helpers import TOTP
+from tests.helpers import staff_logs_in
 
 pytestmark = pytest.mark.django_db
 
@@ -80,20 +79,9 @@ def test_the_reminder_lists_what_is_missing_in_both_languages(firms, mailoutbox)
     assert message.subject.startswith("B80001: reminder to prepare your users for 2FA / ")
 
 
-def _staff_logs_in(client, staff) -> None:
-    from django.urls import reverse
-
-    client.post(
-        reverse("authn:staff-login"),
-        {"login_id": staff.login_id, "password": factories.USER_PASSWORD},
-    )
-    code = TOTP().code(TOTPDevice.objects.get(user=staff))
-    assert client.post(reverse("authn:staff-login-verify"), {"code": code}).status_code == 302
-
-
 def test_staff_remind_the_firms_they_choose(client, staff, firms):
     behind, done = firms
-    _staff_logs_in(client, staff)
+    staff_logs_in(client, staff)
     response = client.post(DASHBOARD + "?terminal=CCASS", {"which": "chosen", "firm": ["B80002"]})
     assert response.status_code == 302
     assert list(OutboxEmail.objects.values_list("to", flat=True)) == ["b80002da1@firm.example"]
@@ -104,7 +92,7 @@ def test_staff_remind_the_firms_they_choose(client, staff, firms):
 
 
 def test_staff_remind_every_firm_at_risk(client, staff, firms):
-    _staff_logs_in(client, staff)
+    staff_logs_in(client, staff)
     client.post(DASHBOARD, {"which": "at_risk"})
     assert set(OutboxEmail.objects.values_list("to", flat=True)) == {
         "da1@behind.example",
@@ -113,7 +101,7 @@ def test_staff_remind_every_firm_at_risk(client, staff, firms):
 
 
 def test_a_reminder_to_nobody_is_refused(client, staff, firms):
-    _staff_logs_in(client, staff)
+    staff_logs_in(client, staff)
     response = client.post(DASHBOARD, {"which": "chosen"}, follow=True)
     assert "Choose the firms to remind first." in response.content.decode()
     assert not OutboxEmail.objects.exists()
