@@ -2,7 +2,7 @@
 
 RELAY_EMAILS (10,000 by default, BENCH_RELAY_EMAILS) outbox rows are written at once, then a
 real Celery worker (its own process, --pool=solo, over a Redis of the bench's own) is woken
-and relays them to an SMTP sink (aiosmtpd, in this process): emails per second from the
+and relays them to an SMTP sink (tests.stack, in this process): emails per second from the
 wake-up to the last message accepted. Beside it, the same sink fed by a bare loop of
 django.core.mail.send_mail, one call per email, from this process. The goal: the relay at
 least GOAL_RELAY_RATIO (0.5) times the bare loop. Queries per email are counted on a few

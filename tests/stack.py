@@ -1,6 +1,6 @@
 """The production stack as separate processes, for the stack test and `make bench`.
 
-An SMTP sink (aiosmtpd, in this process) whose replies a test controls; a Redis of its own
+An SMTP sink (in this process) whose replies a test controls; a Redis of its own
 (so it can be stopped and started); gunicorn, Celery worker and beat started from the
 deploy files with the settings an operator would set, against a PostgreSQL database.
 """
@@ -8,6 +8,7 @@ deploy files with the settings an operator would set, against a PostgreSQL datab
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import subprocess
@@ -18,8 +19,6 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-
-from aiosmtpd.controller import Controller
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -51,11 +50,31 @@ def wait_for_port(
 
 @dataclass
 class Received:
-    message_id: str
+    """A message as the sink accepted it; parsed only when a test reads its headers or text,
+    so that the sink's own cost per message stays small beside the sender's."""
+
     to: str
-    subject: str
-    text: str
+    raw: bytes
     at: float
+
+    @functools.cached_property
+    def parsed(self) -> EmailMessage:
+        parsed = message_from_bytes(self.raw, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+    @property
+    def message_id(self) -> str:
+        return str(self.parsed["Message-ID"])
+
+    @property
+    def subject(self) -> str:
+        return str(self.parsed["Subject"])
+
+    @property
+    def text(self) -> str:
+        body = self.parsed.get_body(preferencelist=("plain",))
+        return body.get_content() if body is not None else ""
 
 
 @dataclass
@@ -69,35 +88,21 @@ class SinkHandler:
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    def recipient(self) -> bytes:
+        """The reply to RCPT TO."""
         if self.mode == "421":
             with self.lock:
                 self.refused += 1
-            return "421 4.3.2 Service not available, closing transmission channel"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
+            return b"421 4.3.2 Service not available, closing transmission channel"
+        return b"250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    def message(self, recipients: list[str], raw: bytes) -> bytes | None:
+        """Take a message; return the reply, or None while the test holds it."""
         if self.mode == "hold":
-            # The message is here, the server has not said "250": a sender killed now has
-            # not had it accepted.
-            self.holding.set()
-            await asyncio.get_running_loop().run_in_executor(None, self.release.wait)
-            return "451 4.3.0 Held and dropped by the test"
-        parsed = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        body = parsed.get_body(preferencelist=("plain",))
+            return None
         with self.lock:
-            self.received.append(
-                Received(
-                    message_id=str(parsed["Message-ID"]),
-                    to=",".join(envelope.rcpt_tos),
-                    subject=str(parsed["Subject"]),
-                    text=body.get_content() if body is not None else "",
-                    at=time.monotonic(),
-                )
-            )
-        return "250 Message accepted for delivery"
+            self.received.append(Received(to=",".join(recipients), raw=raw, at=time.monotonic()))
+        return b"250 Message accepted for delivery"
 
     def to(self, address: str) -> list[Received]:
         with self.lock:
@@ -113,19 +118,137 @@ class SinkHandler:
         raise TimeoutError(f"{count} email(s) to {address} not received within {timeout}s")
 
 
+class _SmtpSession(asyncio.Protocol):
+    """One SMTP conversation (RFC 5321, what smtplib and Django say): EHLO/HELO, MAIL,
+    RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT. Lines are split by hand and a message
+    is kept as bytes: the sink's cost per message stays a small part of the sender's."""
+
+    def __init__(self, handler: SinkHandler, open_sessions: set[_SmtpSession]) -> None:
+        self.handler = handler
+        self.open_sessions = open_sessions
+        self.buffer = bytearray()
+        self.recipients: list[str] = []
+        self.in_data = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.open_sessions.add(self)
+        self.reply(b"220 sink ESMTP")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open_sessions.discard(self)
+
+    def reply(self, line: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(line + b"\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while self.transport is not None:
+            if self.in_data:
+                # The message ends at a line holding one dot.
+                if self.buffer.startswith(b".\r\n"):
+                    end, skip = 0, 3
+                else:
+                    end = self.buffer.find(b"\r\n.\r\n")
+                    if end < 0:
+                        return
+                    end, skip = end + 2, 3
+                raw = bytes(self.buffer[:end]).replace(b"\r\n..", b"\r\n.")
+                if raw.startswith(b".."):
+                    raw = raw[1:]
+                del self.buffer[: end + skip]
+                self.in_data = False
+                self.deliver(raw)
+                continue
+            end = self.buffer.find(b"\r\n")
+            if end < 0:
+                return
+            line = bytes(self.buffer[:end])
+            del self.buffer[: end + 2]
+            self.command(line)
+
+    def command(self, line: bytes) -> None:
+        verb = line[:4].upper()
+        if verb == b"EHLO":
+            self.reply(b"250-sink\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 HELP")
+        elif verb in (b"HELO", b"NOOP"):
+            self.reply(b"250 OK")
+        elif verb == b"MAIL":
+            self.recipients = []
+            self.reply(b"250 OK")
+        elif verb == b"RCPT":
+            answer = self.handler.recipient()
+            if answer.startswith(b"250"):
+                address = line.split(b":", 1)[1].split(b">", 1)[0].strip().lstrip(b"<")
+                self.recipients.append(address.decode("utf-8", "replace"))
+            self.reply(answer)
+        elif verb == b"DATA":
+            if not self.recipients:
+                self.reply(b"503 5.5.1 RCPT first")
+                return
+            self.in_data = True
+            self.reply(b"354 End data with <CR><LF>.<CR><LF>")
+        elif verb == b"RSET":
+            self.recipients = []
+            self.reply(b"250 OK")
+        elif verb == b"QUIT":
+            self.reply(b"221 Bye")
+            assert self.transport is not None
+            self.transport.close()
+        else:
+            self.reply(b"500 5.5.2 Command not recognised")
+
+    def deliver(self, raw: bytes) -> None:
+        recipients, self.recipients = self.recipients, []
+        answer = self.handler.message(recipients, raw)
+        if answer is not None:
+            self.reply(answer)
+            return
+        # Held: the message is here, the server has not said "250". A sender killed now
+        # has not had it accepted. Released, the message is dropped with a 451.
+        self.handler.holding.set()
+        waited = asyncio.get_running_loop().run_in_executor(None, self.handler.release.wait)
+        waited.add_done_callback(lambda _: self.reply(b"451 4.3.0 Held and dropped by the test"))
+
+
 class SmtpSink:
+    """An SMTP server on a free port, served by an event loop in a thread of this process."""
+
     def __init__(self) -> None:
         self.handler = SinkHandler()
         self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.sessions: set[_SmtpSession] = set()
 
     def __enter__(self) -> SmtpSink:
-        self.controller.start()
+        self.thread.start()
+        serving = asyncio.run_coroutine_threadsafe(self._serve(), self.loop)
+        self.server = serving.result(10)
         return self
+
+    async def _serve(self) -> asyncio.Server:
+        return await self.loop.create_server(
+            lambda: _SmtpSession(self.handler, self.sessions), "127.0.0.1", self.port
+        )
 
     def __exit__(self, *exc: object) -> None:
         self.handler.release.set()
-        self.controller.stop()
+
+        async def close() -> None:
+            self.server.close()
+            for session in list(self.sessions):
+                if session.transport is not None:
+                    session.transport.close()
+            await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
 
 
 # Processes --------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The production stack, proven from outside through nginx, as an operator would deploy it.
 
 gunicorn (deploy/gunicorn.conf.py), nginx (deploy/nginx.conf), a Celery worker and beat, an
-SMTP sink (aiosmtpd) and a Redis of this test's own, on the PostgreSQL test database. Then:
+SMTP sink (tests.stack) and a Redis of this test's own, on the PostgreSQL test database. Then:
 a login by card and by email OTP; Redis stopped, then frozen, during an email-sending request; SMTP
 answering 421 for two minutes; the worker SIGKILLed while the sink holds DATA; a bulk apply
 of 500 rows through an SMTP blip; a forged card header from loopback; and no secret in any log.

@@ -1,7 +1,7 @@
 """The launch through the real stack: beat carries the milestone out, a worker relays the
 activations to an SMTP server, and each of 2,000 users receives exactly one.
 
-Beat, a Celery worker, a Redis of this test's own and an SMTP sink (aiosmtpd), on the
+Beat, a Celery worker, a Redis of this test's own and an SMTP sink (tests.stack), on the
 PostgreSQL test database. The worker is SIGKILLed while it sends and a second one, prefork
 as deployed, takes over: a crash may repeat an email once (PRODUCT.md), none may be lost.
 """
