@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from authn.models import EmailOTPDevice
-from outbox.composers import Composer, NothingToSend, register, row_secret
+from outbox.composers import Composer, NothingToSend, Outcomes, one, register, row_secret
 from outbox.models import OutboxEmail
 from participants.models import User
 
@@ -64,37 +64,55 @@ def activation_token(row: OutboxEmail) -> str:
     return base64.urlsafe_b64encode(row_secret(row, ACTIVATION)).rstrip(b"=").decode()
 
 
-def _activation_user(row: OutboxEmail) -> User:
-    user = (
-        User.objects.select_related("participant__terminal")
-        .filter(pk=row.params.get("user_id"))
-        .first()
+def _activation_users(rows: list[OutboxEmail]) -> dict[int, User | NothingToSend]:
+    """Return, per row, the user its activation email is for, read in one statement, or
+    why there is nothing to send."""
+    ids = {row.params.get("user_id") for row in rows}
+    users = User.objects.select_related("participant__terminal").in_bulk(
+        [pk for pk in ids if isinstance(pk, int)]
     )
-    if user is None:
-        raise NothingToSend("The user no longer exists")
-    if not user.is_active:
-        raise NothingToSend("The user is suspended")
-    return user
+    found: dict[int, User | NothingToSend] = {}
+    for row in rows:
+        user = users.get(row.params.get("user_id"))
+        if user is None:
+            found[row.pk] = NothingToSend("The user no longer exists")
+        elif not user.is_active:
+            found[row.pk] = NothingToSend("The user is suspended")
+        else:
+            found[row.pk] = user
+    return found
 
 
-def _activation_prepare(row: OutboxEmail) -> None:
+def _activation_prepare_many(rows: list[OutboxEmail]) -> Outcomes:
     # authn.activation queues this email kind, so it imports this module: import it late.
-    from authn.activation import activation_issue
+    from authn.activation import activation_issue_many
 
-    activation_issue(user=_activation_user(row), token=activation_token(row))
+    users = _activation_users(rows)
+    activation_issue_many(
+        [(user, activation_token(row)) for row in rows if isinstance(user := users[row.pk], User)]
+    )
+    return {pk: gone for pk, gone in users.items() if isinstance(gone, NothingToSend)}
 
 
-def _activation_context(row: OutboxEmail) -> dict[str, Any]:
-    user = _activation_user(row)
+def _activation_contexts(rows: list[OutboxEmail]) -> Outcomes:
     # The token travels in the fragment, which browsers do not send: it never reaches an
     # access log. The page reads it and posts it.
-    link = settings.SITE_URL + reverse("authn:activate") + "#" + activation_token(row)
-    return {
-        "user": user,
-        "link": link,
-        "hours": settings.ACTIVATION_LINK_HOURS,
-        "terminal": user.participant.terminal if user.participant else None,
-    }
+    page = settings.SITE_URL + reverse("authn:activate") + "#"
+    users = _activation_users(rows)
+    contexts: Outcomes = {}
+    for row in rows:
+        user = users[row.pk]
+        contexts[row.pk] = (
+            user
+            if isinstance(user, NothingToSend)
+            else {
+                "user": user,
+                "link": page + activation_token(row),
+                "hours": settings.ACTIVATION_LINK_HOURS,
+                "terminal": user.participant.terminal if user.participant else None,
+            }
+        )
+    return contexts
 
 
 def register_emails() -> None:
@@ -110,5 +128,11 @@ def register_emails() -> None:
     )
     register(
         ACTIVATION,
-        Composer(template="activation", context=_activation_context, prepare=_activation_prepare),
+        Composer(
+            template="activation",
+            context=one(_activation_contexts),
+            prepare=one(_activation_prepare_many),
+            contexts=_activation_contexts,
+            prepare_many=_activation_prepare_many,
+        ),
     )

@@ -199,6 +199,12 @@ OUTBOX_RELAY_SECONDS = env_int("OUTBOX_RELAY_SECONDS", 30)
 # emails, at most OUTBOX_RELAY_FANOUT at once (about the number of worker processes).
 OUTBOX_RELAY_CHUNK = env_int("OUTBOX_RELAY_CHUNK", 200)
 OUTBOX_RELAY_FANOUT = env_int("OUTBOX_RELAY_FANOUT", 4)
+# A relay claims OUTBOX_RELAY_BATCH due emails at a time, prepares them together (the links
+# of a batch of activations in two statements) and sends them one by one. Its claim lasts
+# OUTBOX_CLAIM_SECONDS; past half of it the relay hands the rest back. Emails claimed by a
+# worker that died are sent once their claim has lapsed.
+OUTBOX_RELAY_BATCH = env_int("OUTBOX_RELAY_BATCH", 100)
+OUTBOX_CLAIM_SECONDS = env_int("OUTBOX_CLAIM_SECONDS", 10)
 
 AUTH_USER_MODEL = "participants.User"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]

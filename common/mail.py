@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Sequence
 from email import message_from_bytes, policy
@@ -36,19 +37,31 @@ class BilingualEmail(EmailMultiAlternatives):
     """An email whose English and Chinese subject folds without a blank first line."""
 
     def message(self, *args: Any, **kwargs: Any) -> StdEmailMessage:
-        msg = super().message(*args, **kwargs)
         # Django encodes a non-ASCII subject as if it began the line, so the header folds
         # before its first word ("Subject: " then a line break) and a reader's mail program
         # shows the subject with a leading space. Encoded knowing its header name, it folds
-        # after the first words instead. The subject has no line break: Django refused it.
-        subject = msg["Subject"]
-        if subject is not None and not str(self.subject).isascii():
+        # after the first words instead; Django is given none to encode (the encoding is
+        # the costliest part of a header). The subject has no line break: Django refused it.
+        subject = str(self.subject)
+        if not subject.isascii():
+            self.subject = ""
+        try:
+            msg = super().message(*args, **kwargs)
+        finally:
+            self.subject = subject
+        if not subject.isascii():
             del msg["Subject"]
-            StdMessage.__setitem__(
-                msg,
-                "Subject",
-                Header(str(self.subject), self.encoding or "utf-8", header_name="Subject"),
-            )
+            header = Header(subject, self.encoding or "utf-8", header_name="Subject")
+            StdMessage.__setitem__(msg, "Subject", header)
+        if msg.is_multipart() and msg.get_boundary() is None:
+            # Left to itself, the generator draws a boundary and compiles a regular
+            # expression to prove it absent from the parts: per message, since each
+            # boundary is new. 128 random bits, checked with a plain search, do as well.
+            texts = [str(self.body), *(str(content) for content, _type in self.alternatives)]
+            boundary = "=_" + secrets.token_hex(16)
+            while any(boundary in text for text in texts):
+                boundary = "=_" + secrets.token_hex(16)
+            msg.set_boundary(boundary)
         return msg
 
 

@@ -125,3 +125,52 @@ def insert_instance(instance: models.Model) -> None:
             setattr(instance, pk.attname, new_id)  # type: ignore[union-attr]
     instance._state.adding = False
     instance._state.db = using
+
+
+def _where_by_pk(
+    model: type[models.Model], pk: Any, where: dict[str, Any], connection: Any
+) -> tuple[str, list[Any]]:
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [meta.pk, *(meta.get_field(name) for name in where)]
+    values = [pk, *where.values()]
+    sql = " AND ".join(f"{quote(str(field.column))} = %s" for field in fields)  # type: ignore[union-attr]
+    params = [
+        field.get_db_prep_value(value, connection)  # type: ignore[union-attr]
+        for field, value in zip(fields, values, strict=True)
+    ]
+    return sql, params
+
+
+def update_by_pk(model: type[models.Model], pk: Any, values: dict[str, Any], **where: Any) -> int:
+    """Update one row by primary key (and `where`'s equalities) in one plain UPDATE, each
+    value in the database form save() would write; return the number of rows changed."""
+    connection = connections[router.db_for_write(model)]
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [meta.get_field(name) for name in values]
+    assignments = ", ".join(f"{quote(str(field.column))} = %s" for field in fields)  # type: ignore[union-attr]
+    params = [
+        field.get_db_prep_save(value, connection)  # type: ignore[union-attr]
+        for field, value in zip(fields, values.values(), strict=True)
+    ]
+    condition, where_params = _where_by_pk(model, pk, where, connection)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {condition}"  # noqa: S608 - names from the model
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params + where_params)
+        return int(cursor.rowcount)
+
+
+def lock_by_pk(model: type[models.Model], pk: Any, **where: Any) -> bool:
+    """Lock one row by primary key if it matches `where`'s equalities (FOR UPDATE where the
+    database has it; SQLite locks the whole database on write instead); return whether it
+    does. Call it in a transaction."""
+    connection = connections[router.db_for_write(model)]
+    condition, params = _where_by_pk(model, pk, where, connection)
+    quote = connection.ops.quote_name
+    sql = f"SELECT 1 FROM {quote(model._meta.db_table)} WHERE {condition}"  # noqa: S608 - names from the model
+    if connection.features.has_select_for_update:
+        sql += " " + connection.ops.for_update_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() is not None

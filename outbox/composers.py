@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.utils.crypto import salted_hmac
 
 from outbox.models import OutboxEmail
@@ -22,8 +23,21 @@ class NothingToSend(Exception):
     """What the email was about is gone (a device, a user): the email is cancelled."""
 
 
+# What a batch form returns for the rows it was given: per row id, what it made, or why
+# there is nothing to send.
+Outcomes = dict[int, Any]
+
+
 @dataclasses.dataclass(frozen=True)
 class Composer:
+    """How one kind of email is written.
+
+    `context` and `prepare` take one row. A kind sent by the thousand (the activations at
+    launch) also gives `contexts` and `prepare_many`, which take the relay's batch of rows
+    and do in a few statements what the one-row forms do in a few per row; the one-row forms
+    are then those, given one row.
+    """
+
     # emails/<template>-subject.txt, -body.txt and -body.html
     template: str
     # Return the template's context for the row, at send time.
@@ -35,6 +49,41 @@ class Composer:
     lifetime: Callable[[], dt.timedelta] | None = None
     # Whether staff may send a failed one again (a code that expired may not).
     retryable: bool = True
+    # Batch forms: {row id: context or NothingToSend}, and {row id: NothingToSend} for the
+    # rows that could not be prepared.
+    contexts: Callable[[list[OutboxEmail]], Outcomes] | None = None
+    prepare_many: Callable[[list[OutboxEmail]], Outcomes] | None = None
+
+    @property
+    def prepares(self) -> bool:
+        return self.prepare is not None or self.prepare_many is not None
+
+    def contexts_for(self, rows: list[OutboxEmail]) -> Outcomes:
+        """Return each row's context, or the NothingToSend that says why it has none."""
+        if self.contexts is not None:
+            return self.contexts(rows)
+        found: Outcomes = {}
+        for row in rows:
+            try:
+                found[row.pk] = self.context(row)
+            except NothingToSend as gone:
+                found[row.pk] = gone
+        return found
+
+    def prepare_all(self, rows: list[OutboxEmail]) -> Outcomes:
+        """Prepare the rows, in the caller's transaction; return the ones that could not be
+        (each in a savepoint of its own when prepared one by one), with why."""
+        if self.prepare_many is not None:
+            return self.prepare_many(rows)
+        assert self.prepare is not None
+        gone: Outcomes = {}
+        for row in rows:
+            try:
+                with transaction.atomic():
+                    self.prepare(row)
+            except NothingToSend as error:
+                gone[row.pk] = error
+        return gone
 
     def deadline_from(self, now: dt.datetime) -> dt.datetime:
         lifetime = (
@@ -43,6 +92,18 @@ class Composer:
             else dt.timedelta(seconds=settings.OUTBOX_DEADLINE_SECONDS)
         )
         return now + lifetime
+
+
+def one(batch: Callable[[list[OutboxEmail]], Outcomes]) -> Callable[[OutboxEmail], Any]:
+    """The one-row form of a batch form: its outcome for the row, NothingToSend raised."""
+
+    def single(row: OutboxEmail) -> Any:
+        outcome = batch([row]).get(row.pk)
+        if isinstance(outcome, NothingToSend):
+            raise outcome
+        return outcome
+
+    return single
 
 
 _REGISTRY: dict[str, Composer] = {}

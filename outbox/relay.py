@@ -1,14 +1,19 @@
 """The relay: send due outbox emails, each once, whatever the number of workers.
 
-Each email is claimed with `SELECT ... FOR UPDATE SKIP LOCKED` (so workers never take the
-same one), sent over the run's one SMTP conversation while the row stays locked, and marked
-sent, in one short transaction. An email that carries a code or a link is first prepared
-(the code or link issued) in a transaction of its own, committed before anything is sent, so
-the user's code exists before the email does.
+A relay claims a batch of due emails (OUTBOX_RELAY_BATCH) with `SELECT ... FOR UPDATE SKIP
+LOCKED`, and in the same short transaction moves their next attempt to the end of the claim
+(OUTBOX_CLAIM_SECONDS), so that other relays pass them by. The emails of a batch that carry
+a code or a link are prepared together (the codes or links issued; for activations, two
+statements for the whole batch) in a transaction committed before any of them is sent, so
+the user's code exists before the email does. Then each email is sent in a transaction of
+its own that locks it, checks it still waits (an email cancelled since the claim is not
+sent), sends it over the run's one SMTP conversation and marks it sent.
 
-A worker killed before the mark leaves the row pending (its transaction dies with its
-connection) and the next sweep sends it: killed before the server accepted it, that is the
-only send; after, it is one duplicate with the same Message-ID, code and link.
+A worker killed before a mark leaves that row pending (its transaction dies with its
+connection), with the rest of its batch; once the claim lapses the next sweep sends them:
+killed before the server accepted it, that is the only send; after, it is one duplicate
+with the same Message-ID, code and link. A relay past half its claim (a slow SMTP server)
+hands the rest of its batch back, due at once, rather than outlive the claim.
 
 A failed send backs off (OUTBOX_RETRY_BASE_SECONDS, doubling, at most
 OUTBOX_RETRY_MAX_SECONDS) until the row's deadline, then the row is failed for staff to see.
@@ -31,6 +36,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from common.mail import templated_message
+from common.sql import lock_by_pk, update_by_pk
 from outbox.composers import Composer, NothingToSend, composer_for
 from outbox.models import EmailStatus, OutboxEmail
 
@@ -54,13 +60,31 @@ def message_id(row: OutboxEmail) -> str:
     return f"<outbox.{row.pk}.{tag}@{domain}>"
 
 
-def _claim(now: dt.datetime) -> OutboxEmail | None:
-    """Lock the next due email that no other worker holds, or return None."""
-    return (
-        OutboxEmail.objects.select_for_update(skip_locked=True)
-        .due(now)
-        .order_by("next_attempt_at", "id")
-        .first()
+def _claim(now: dt.datetime, size: int) -> list[OutboxEmail]:
+    """Take up to `size` due emails that no other relay holds, for CLAIM_SECONDS.
+
+    The claim moves their next attempt to the end of the claim, in the transaction that
+    locked them, so that other relays pass them by while this one prepares and sends them.
+    A relay that dies leaves them to whichever relay comes after the claim has lapsed.
+    """
+    until = now + dt.timedelta(seconds=settings.OUTBOX_CLAIM_SECONDS)
+    with transaction.atomic():
+        rows = list(
+            OutboxEmail.objects.select_for_update(skip_locked=True)
+            .due(now)
+            .order_by("next_attempt_at", "id")[:size]
+        )
+        if rows:
+            OutboxEmail.objects.filter(pk__in=[row.pk for row in rows]).update(
+                next_attempt_at=until
+            )
+    return rows
+
+
+def _unclaim(rows: list[OutboxEmail], now: dt.datetime) -> None:
+    """Hand back claimed emails this relay will not send: due again at once."""
+    OutboxEmail.objects.filter(pk__in=[row.pk for row in rows], status=EmailStatus.PENDING).update(
+        next_attempt_at=now
     )
 
 
@@ -78,41 +102,77 @@ def _finish(row: OutboxEmail, status: str, error: str, report: RelayReport) -> N
         report.cancelled += 1
 
 
-def _prepare(row: OutboxEmail, composer: Composer, report: RelayReport) -> None:
-    """Issue what the email carries (its code or link), once; committed before any send."""
-    try:
-        with transaction.atomic():
-            assert composer.prepare is not None
-            composer.prepare(row)
-    except NothingToSend as gone:
-        _finish(row, EmailStatus.CANCELLED, str(gone), report)
-        return
-    OutboxEmail.objects.filter(pk=row.pk).update(prepared_at=timezone.now())
+def _prepare(rows: list[OutboxEmail], composer: Composer, report: RelayReport) -> None:
+    """Issue what each email carries (its code or link), once, in one transaction committed
+    before any of them is sent; an email whose subject is gone is cancelled instead.
 
-
-def _relay_next(connection: Any, report: RelayReport) -> tuple[bool, bool]:
-    """Handle the next due email in one transaction; return (found one, connection is fine).
-
-    An email whose composer prepares something is prepared in one transaction (committed,
-    so the code exists before the email does) and sent in the next.
+    The rows are locked and read again first: an email cancelled since the claim (the user
+    suspended, a newer code asked for) is not prepared, and one cancelled from now on waits
+    for this transaction, so that the cancel's own retiring of links sees what it issued.
     """
     with transaction.atomic():
+        waiting = set(
+            OutboxEmail.objects.select_for_update()
+            .filter(pk__in=[row.pk for row in rows], status=EmailStatus.PENDING)
+            .values_list("pk", flat=True)
+        )
+        rows = [row for row in rows if row.pk in waiting]
+        gone = composer.prepare_all(rows)
+        for row in rows:
+            if row.pk in gone:
+                _finish(row, EmailStatus.CANCELLED, str(gone[row.pk]), report)
+        prepared = [row for row in rows if row.pk not in gone]
         now = timezone.now()
-        row = _claim(now)
-        if row is None:
-            return False, True
+        OutboxEmail.objects.filter(pk__in=[row.pk for row in prepared]).update(prepared_at=now)
+        for row in prepared:
+            row.prepared_at = now
+
+
+def _relay_claimed(
+    rows: list[OutboxEmail], connection: Any, report: RelayReport, claimed_at: float
+) -> Any:
+    """Prepare and send the claimed emails; return the SMTP connection to go on with.
+
+    Each email is sent in a transaction of its own that locks it, checks it still waits,
+    sends it and marks it sent: a relay killed after the server's "250" repeats that one
+    email only. Past half its claim, the relay hands the rest back rather than outlive it.
+    """
+    now = timezone.now()
+    order = {row.pk: position for position, row in enumerate(rows)}
+    plan: list[tuple[OutboxEmail, Composer, Any]] = []
+    by_kind: dict[str, list[OutboxEmail]] = {}
+    for row in rows:
         if row.is_past_deadline(now):
             _finish(row, EmailStatus.FAILED, "Past its deadline: " + row.last_error, report)
-            return True, True
+            continue
+        by_kind.setdefault(row.kind, []).append(row)
+    for kind, same in by_kind.items():
         try:
-            composer = composer_for(row.kind)
+            composer = composer_for(kind)
         except LookupError as error:
-            _finish(row, EmailStatus.FAILED, str(error), report)
-            return True, True
-        if row.prepared_at is None and composer.prepare is not None:
-            _prepare(row, composer, report)
-            return True, True
-        return True, _send(row, composer, connection, report, now)
+            for row in same:
+                _finish(row, EmailStatus.FAILED, str(error), report)
+            continue
+        unprepared = [row for row in same if row.prepared_at is None]
+        if composer.prepares and unprepared:
+            _prepare(unprepared, composer, report)
+        waiting = [row for row in same if row.status == EmailStatus.PENDING]
+        contexts = composer.contexts_for(waiting)
+        plan.extend((row, composer, contexts[row.pk]) for row in waiting)
+    # In the order claimed (the oldest first), whatever their kinds.
+    plan.sort(key=lambda step: order[step[0].pk])
+    for index, (row, composer, context) in enumerate(plan):
+        # The first email of a batch is always sent: a claim too short for any still makes
+        # progress.
+        if index and time.monotonic() - claimed_at > settings.OUTBOX_CLAIM_SECONDS / 2:
+            _unclaim([step[0] for step in plan[index:]], timezone.now())
+            report.more = True
+            break
+        if not _send(row, composer, context, connection, report):
+            # The server may have dropped the conversation: start a new one.
+            connection.close()
+            connection = get_connection(fail_silently=False)
+    return connection
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -129,30 +189,39 @@ def _is_permanent(error: Exception) -> bool:
 
 
 def _send(
-    row: OutboxEmail, composer: Composer, connection: Any, report: RelayReport, now: dt.datetime
+    row: OutboxEmail,
+    composer: Composer,
+    context: dict[str, Any] | NothingToSend,
+    connection: Any,
+    report: RelayReport,
 ) -> bool:
-    """Send the locked email and mark it; return False if the connection must be renewed."""
-    try:
-        context = composer.context(row)
-    except NothingToSend as gone:
-        _finish(row, EmailStatus.CANCELLED, str(gone), report)
-        return True
-    message = templated_message(
-        composer.template, to=[row.to], context=context, headers={"Message-ID": message_id(row)}
-    )
-    attempts = row.attempts + 1
-    started = time.monotonic()
-    try:
-        # Opened here, not by send_messages(), which would close it again after each message:
-        # one conversation with the server carries every email of this run.
-        connection.open()
-        connection.send_messages([message])
-    except (smtplib.SMTPException, OSError) as error:
-        _failed(row, attempts, f"{type(error).__name__}: {error}"[:500], error, report, now)
-        return False
-    OutboxEmail.objects.filter(pk=row.pk).update(
-        status=EmailStatus.SENT, sent_at=timezone.now(), attempts=attempts, last_error=""
-    )
+    """Send the email if it still waits, and mark it; return False if the connection must
+    be renewed."""
+    with transaction.atomic():
+        if not lock_by_pk(OutboxEmail, row.pk, status=EmailStatus.PENDING):
+            return True  # cancelled (or sent by a relay that took it over) since the claim
+        if isinstance(context, NothingToSend):
+            _finish(row, EmailStatus.CANCELLED, str(context), report)
+            return True
+        message = templated_message(
+            composer.template,
+            to=[row.to],
+            context=context,
+            headers={"Message-ID": message_id(row)},
+        )
+        attempts = row.attempts + 1
+        started = time.monotonic()
+        try:
+            # Opened here, not by send_messages(), which would close it again after each
+            # message: one conversation with the server carries every email of this run.
+            connection.open()
+            connection.send_messages([message])
+        except (smtplib.SMTPException, OSError) as error:
+            reason = f"{type(error).__name__}: {error}"[:500]
+            _failed(row, attempts, reason, error, report, timezone.now())
+            return False
+        sent = {"status": EmailStatus.SENT, "sent_at": timezone.now(), "attempts": attempts}
+        update_by_pk(OutboxEmail, row.pk, {**sent, "last_error": ""})
     report.sent += 1
     logger.info(
         "email sent",
@@ -208,21 +277,22 @@ def relay(*, limit: int | None = None, seconds: float | None = None) -> RelayRep
     started = time.monotonic()
     connection = get_connection(fail_silently=False)
     try:
-        while True:
+        while not report.more:
             if limit is not None and handled >= limit:
                 report.more = True
                 break
             if seconds is not None and time.monotonic() - started >= seconds:
                 report.more = True
                 break
-            found, connection_fine = _relay_next(connection, report)
-            if not found:
+            size = settings.OUTBOX_RELAY_BATCH
+            if limit is not None:
+                size = min(size, limit - handled)
+            claimed_at = time.monotonic()
+            rows = _claim(timezone.now(), size)
+            if not rows:
                 break
-            handled += 1
-            if not connection_fine:
-                # The server may have dropped the conversation: start a new one.
-                connection.close()
-                connection = get_connection(fail_silently=False)
+            handled += len(rows)
+            connection = _relay_claimed(rows, connection, report, claimed_at)
     finally:
         connection.close()
     return report

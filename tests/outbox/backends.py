@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
@@ -29,3 +29,16 @@ class AcceptThenCrashBackend(EmailBackend):
     def send_messages(self, messages: Sequence[mail.EmailMessage]) -> int:
         super().send_messages(messages)
         raise Crash
+
+
+class CancelOnFirstSendBackend(EmailBackend):
+    """The test outbox, which runs `on_first_send` once, after the first message is taken:
+    what another request does while a relay works through its batch."""
+
+    on_first_send: list[Callable[[], object]] = []
+
+    def send_messages(self, messages: Sequence[mail.EmailMessage]) -> int:
+        sent = super().send_messages(messages)
+        while CancelOnFirstSendBackend.on_first_send:
+            CancelOnFirstSendBackend.on_first_send.pop()()
+        return sent

@@ -1,0 +1,106 @@
+"""The relay works in batches: prepared together, each email still sent once, in order,
+and never once it was cancelled; a batch that outlives half its claim is handed back."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from authn.activation import activation_links_revoke, activation_send
+from authn.models import ActivationToken
+from authn.secrets import secret_hash
+from outbox import relay
+from outbox.models import EmailStatus, OutboxEmail
+from tests import factories
+from tests.outbox.backends import CancelOnFirstSendBackend
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = re.compile(r"/activate/#([A-Za-z0-9_-]+)")
+# Per email, whatever the size of the batch: its transaction (a savepoint inside the test's
+# own), the lock that checks it still waits, the mark.
+STATEMENTS_PER_EMAIL = 4
+
+
+@pytest.fixture
+def quiet(monkeypatch):
+    """Queue without the relay woken after each commit: the test runs it."""
+    from outbox import services
+
+    monkeypatch.setattr(services, "_wake", lambda: None)
+
+
+def _activations(count: int, firm) -> list:
+    users = factories.UserFactory.create_batch(count, participant=firm)
+    for user in users:
+        activation_send(user=user, acting_user=None)
+    return users
+
+
+def _statements(count: int, firm) -> int:
+    _activations(count, firm)
+    with CaptureQueriesContext(connection) as captured:
+        assert relay.relay().sent == count
+    return len(captured.captured_queries)
+
+
+def test_a_batch_of_activations_costs_the_same_statements_whatever_its_size(quiet, firm):
+    few = _statements(5, firm)
+    many = _statements(40, firm)
+    assert many - few == 35 * STATEMENTS_PER_EMAIL
+    # And every link works: each email's token is the one its user's open link was issued for.
+    for message in mail.outbox:
+        token = TOKEN.search(message.body).group(1)
+        link = ActivationToken.objects.get(token_hash=secret_hash("activation", token))
+        assert link.is_open(timezone.now())
+        assert [link.user.email] == message.to
+
+
+def test_an_email_cancelled_while_its_batch_is_sent_is_not_sent(quiet, firm, settings):
+    first, second = _activations(2, firm)
+    settings.EMAIL_BACKEND = "tests.outbox.backends.CancelOnFirstSendBackend"
+    # The DA suspends the second user while the relay sends the first one's email.
+    CancelOnFirstSendBackend.on_first_send = [lambda: activation_links_revoke(user=second)]
+    report = relay.relay()
+    assert report.sent == 1
+    assert [message.to for message in mail.outbox] == [[first.email]]
+    rows = {row.params["user_id"]: row for row in OutboxEmail.objects.all()}
+    assert rows[first.pk].status == EmailStatus.SENT
+    assert rows[second.pk].status == EmailStatus.CANCELLED
+    # The link prepared for it with the batch was retired with it.
+    assert not ActivationToken.objects.filter(user=second).open(timezone.now()).exists()
+
+
+def test_a_relay_past_half_its_claim_hands_the_rest_back_due_at_once(quiet, firm, settings):
+    _activations(3, firm)
+    settings.OUTBOX_CLAIM_SECONDS = 0  # every batch outlives its claim at once
+    report = relay.relay()
+    assert (report.sent, report.more) == (1, True)
+    waiting = OutboxEmail.objects.filter(status=EmailStatus.PENDING)
+    assert waiting.count() == 2
+    assert all(row.next_attempt_at <= timezone.now() for row in waiting)
+    # The next run (the task queues it when `more`) goes on where this one stopped.
+    assert relay.relay().sent == 1
+    assert relay.relay().sent == 1
+    assert len(mail.outbox) == 3
+    assert len({message.to[0] for message in mail.outbox}) == 3
+
+
+def test_emails_of_several_kinds_in_one_batch_go_in_the_order_queued(quiet, firm, settings):
+    from authn.models import EmailOTPDevice
+    from authn.otp import email_otp_challenge
+
+    user = factories.UserFactory(participant=firm)
+    device = EmailOTPDevice.objects.create(user=user, name="email")
+    activation_send(user=user, acting_user=None)
+    email_otp_challenge(device_id=device.pk, request=None)
+    activation_send(user=factories.UserFactory(participant=firm), acting_user=None)
+    assert relay.relay().sent == 3
+    subjects = [message.subject.split(" / ")[0] for message in mail.outbox]
+    assert "one-time password" in subjects[1].lower()
+    assert all("two-factor" in subject.lower() for subject in (subjects[0], subjects[2]))
