@@ -106,7 +106,7 @@ def _activation_contexts(rows: list[OutboxEmail]) -> Outcomes:
             user
             if isinstance(user, NothingToSend)
             else {
-                "user": user,
+                "login_id": user.login_id,
                 "link": page + activation_token(row),
                 "hours": settings.ACTIVATION_LINK_HOURS,
                 "terminal": user.participant.terminal if user.participant else None,
@@ -134,5 +134,6 @@ def register_emails() -> None:
             prepare=one(_activation_prepare_many),
             contexts=_activation_contexts,
             prepare_many=_activation_prepare_many,
+            merge=("login_id", "link"),
         ),
     )

@@ -159,18 +159,3 @@ def update_by_pk(model: type[models.Model], pk: Any, values: dict[str, Any], **w
     with connection.cursor() as cursor:
         cursor.execute(sql, params + where_params)
         return int(cursor.rowcount)
-
-
-def lock_by_pk(model: type[models.Model], pk: Any, **where: Any) -> bool:
-    """Lock one row by primary key if it matches `where`'s equalities (FOR UPDATE where the
-    database has it; SQLite locks the whole database on write instead); return whether it
-    does. Call it in a transaction."""
-    connection = connections[router.db_for_write(model)]
-    condition, params = _where_by_pk(model, pk, where, connection)
-    quote = connection.ops.quote_name
-    sql = f"SELECT 1 FROM {quote(model._meta.db_table)} WHERE {condition}"  # noqa: S608 - names from the model
-    if connection.features.has_select_for_update:
-        sql += " " + connection.ops.for_update_sql()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone() is not None

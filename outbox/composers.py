@@ -53,6 +53,9 @@ class Composer:
     # rows that could not be prepared.
     contexts: Callable[[list[OutboxEmail]], Outcomes] | None = None
     prepare_many: Callable[[list[OutboxEmail]], Outcomes] | None = None
+    # Context values that differ from email to email and that the templates only print
+    # (common.mail.emails_render): a batch's emails alike but for those are rendered once.
+    merge: tuple[str, ...] = ()
 
     @property
     def prepares(self) -> bool:

@@ -35,8 +35,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from common.mail import templated_message
-from common.sql import lock_by_pk, update_by_pk
+from common.mail import Rendered, email_message, emails_render
+from common.sql import update_by_pk
 from outbox.composers import Composer, NothingToSend, composer_for
 from outbox.models import EmailStatus, OutboxEmail
 
@@ -139,7 +139,8 @@ def _relay_claimed(
     """
     now = timezone.now()
     order = {row.pk: position for position, row in enumerate(rows)}
-    plan: list[tuple[OutboxEmail, Composer, Any]] = []
+    # Each waiting email with what it says, or why there is nothing to send.
+    plan: list[tuple[OutboxEmail, Rendered | NothingToSend]] = []
     by_kind: dict[str, list[OutboxEmail]] = {}
     for row in rows:
         if row.is_past_deadline(now):
@@ -158,17 +159,24 @@ def _relay_claimed(
             _prepare(unprepared, composer, report)
         waiting = [row for row in same if row.status == EmailStatus.PENDING]
         contexts = composer.contexts_for(waiting)
-        plan.extend((row, composer, contexts[row.pk]) for row in waiting)
+        ready = [row for row in waiting if not isinstance(contexts[row.pk], NothingToSend)]
+        emails = emails_render(
+            composer.template, [contexts[row.pk] for row in ready], merge=composer.merge
+        )
+        rendered = {row.pk: email for row, email in zip(ready, emails, strict=True)}
+        plan.extend(
+            (row, rendered[row.pk] if row.pk in rendered else contexts[row.pk]) for row in waiting
+        )
     # In the order claimed (the oldest first), whatever their kinds.
     plan.sort(key=lambda step: order[step[0].pk])
-    for index, (row, composer, context) in enumerate(plan):
+    for index, (row, email) in enumerate(plan):
         # The first email of a batch is always sent: a claim too short for any still makes
         # progress.
         if index and time.monotonic() - claimed_at > settings.OUTBOX_CLAIM_SECONDS / 2:
-            _unclaim([step[0] for step in plan[index:]], timezone.now())
+            _unclaim([later for later, _email in plan[index:]], timezone.now())
             report.more = True
             break
-        if not _send(row, composer, context, connection, report):
+        if not _send(row, email, connection, report):
             # The server may have dropped the conversation: start a new one.
             connection.close()
             connection = get_connection(fail_silently=False)
@@ -189,27 +197,28 @@ def _is_permanent(error: Exception) -> bool:
 
 
 def _send(
-    row: OutboxEmail,
-    composer: Composer,
-    context: dict[str, Any] | NothingToSend,
-    connection: Any,
-    report: RelayReport,
+    row: OutboxEmail, email: Rendered | NothingToSend, connection: Any, report: RelayReport
 ) -> bool:
     """Send the email if it still waits, and mark it; return False if the connection must
-    be renewed."""
+    be renewed.
+
+    The mark comes first, in the transaction that sends: the conditional UPDATE locks the
+    row and checks that it still waits (an email cancelled, or sent by a relay that took it
+    over, since the claim is left alone), and the commit after the server's "250" makes it
+    count. A worker that dies before the commit leaves the row waiting, as if unmarked.
+    """
+    if isinstance(email, NothingToSend):
+        cancelled = {"status": EmailStatus.CANCELLED, "last_error": str(email)[:500]}
+        report.cancelled += update_by_pk(OutboxEmail, row.pk, cancelled, status=EmailStatus.PENDING)
+        return True
+    message = email_message(email, to=[row.to], headers={"Message-ID": message_id(row)})
+    attempts = row.attempts + 1
     with transaction.atomic():
-        if not lock_by_pk(OutboxEmail, row.pk, status=EmailStatus.PENDING):
-            return True  # cancelled (or sent by a relay that took it over) since the claim
-        if isinstance(context, NothingToSend):
-            _finish(row, EmailStatus.CANCELLED, str(context), report)
+        sent = {"status": EmailStatus.SENT, "sent_at": timezone.now(), "attempts": attempts}
+        if not update_by_pk(
+            OutboxEmail, row.pk, {**sent, "last_error": ""}, status=EmailStatus.PENDING
+        ):
             return True
-        message = templated_message(
-            composer.template,
-            to=[row.to],
-            context=context,
-            headers={"Message-ID": message_id(row)},
-        )
-        attempts = row.attempts + 1
         started = time.monotonic()
         try:
             # Opened here, not by send_messages(), which would close it again after each
@@ -220,8 +229,6 @@ def _send(
             reason = f"{type(error).__name__}: {error}"[:500]
             _failed(row, attempts, reason, error, report, timezone.now())
             return False
-        sent = {"status": EmailStatus.SENT, "sent_at": timezone.now(), "attempts": attempts}
-        update_by_pk(OutboxEmail, row.pk, {**sent, "last_error": ""})
     report.sent += 1
     logger.info(
         "email sent",
@@ -245,8 +252,10 @@ def _failed(
     report: RelayReport,
     now: dt.datetime,
 ) -> None:
-    """Record a failed send: try again later, or fail the email for good."""
-    OutboxEmail.objects.filter(pk=row.pk).update(attempts=attempts)
+    """Record a failed send (in place of its mark): try again later, or fail it for good."""
+    OutboxEmail.objects.filter(pk=row.pk).update(
+        status=EmailStatus.PENDING, sent_at=None, attempts=attempts
+    )
     if _is_permanent(error):
         _finish(row, EmailStatus.FAILED, reason, report)
         return

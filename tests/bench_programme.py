@@ -257,7 +257,7 @@ def _fan_out_part(section: Any, terminal: Any, users: int) -> None:
         return
     with SmtpSink() as sink:
         smtp = {
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_BACKEND": "common.mail.SmtpBackend",
             "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": sink.port,
             "EMAIL_USE_TLS": False,

@@ -85,7 +85,7 @@ def relay_bench(section: Any, emails: int) -> None:
     address = str(user.email)
     with SmtpSink() as sink:
         smtp = {
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_BACKEND": "common.mail.SmtpBackend",
             "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": sink.port,
             "EMAIL_USE_TLS": False,

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.django_db
 
 TOKEN = re.compile(r"/activate/#([A-Za-z0-9_-]+)")
 # Per email, whatever the size of the batch: its transaction (a savepoint inside the test's
-# own), the lock that checks it still waits, the mark.
-STATEMENTS_PER_EMAIL = 4
+# own, opened and released) around the mark that checks it still waits.
+STATEMENTS_PER_EMAIL = 3
 
 
 @pytest.fixture
