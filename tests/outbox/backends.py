@@ -42,3 +42,14 @@ class CancelOnFirstSendBackend(EmailBackend):
         while CancelOnFirstSendBackend.on_first_send:
             CancelOnFirstSendBackend.on_first_send.pop()()
         return sent
+
+
+class RecordingBackend(EmailBackend):
+    """The test outbox, which notes what `record` returns at each send."""
+
+    record: Callable[[], object] = staticmethod(lambda: None)
+    seen: list[object] = []
+
+    def send_messages(self, messages: Sequence[mail.EmailMessage]) -> int:
+        RecordingBackend.seen.append(RecordingBackend.record())
+        return super().send_messages(messages)

@@ -104,3 +104,41 @@ def test_emails_of_several_kinds_in_one_batch_go_in_the_order_queued(quiet, firm
     subjects = [message.subject.split(" / ")[0] for message in mail.outbox]
     assert "one-time password" in subjects[1].lower()
     assert all("two-factor" in subject.lower() for subject in (subjects[0], subjects[2]))
+
+
+@pytest.mark.postgres
+# Real transactions: SET LOCAL lasts to the end of the outermost one, which a test's own
+# transaction would stretch over the whole relay.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_marks_do_not_wait_for_the_disk_but_codes_and_links_do(quiet, firm, settings, monkeypatch):
+    import dataclasses
+
+    from authn import emails
+    from outbox import composers
+    from tests.outbox.backends import RecordingBackend
+
+    def synchronous_commit() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    prepared_with = []
+    composer = composers.composer_for(emails.ACTIVATION)
+    original = composer.prepare_many
+    assert original is not None
+
+    def prepare_many(rows):
+        prepared_with.append(synchronous_commit())
+        return original(rows)
+
+    watched = dataclasses.replace(composer, prepare_many=prepare_many)
+    monkeypatch.setitem(composers._REGISTRY, emails.ACTIVATION, watched)
+    settings.EMAIL_BACKEND = "tests.outbox.backends.RecordingBackend"
+    monkeypatch.setattr(RecordingBackend, "record", staticmethod(synchronous_commit))
+    monkeypatch.setattr(RecordingBackend, "seen", [])
+    _activations(2, firm)
+    assert relay.relay().sent == 2
+    assert prepared_with == ["on"]
+    assert RecordingBackend.seen == ["off", "off"]
+    # The connection goes back to the server's default for whatever runs next.
+    assert synchronous_commit() == "on"
