@@ -86,7 +86,15 @@ TEMPLATES = [
                 "authn.context_processors.session_timer",
             ],
         },
-    }
+    },
+    # The plain-text parts of emails (subjects and text bodies): nothing escaped, so that a
+    # firm called "Smith & Co" is not "Smith &amp; Co" in a subject line (common/mail.py).
+    {
+        "NAME": "text",
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "OPTIONS": {"autoescape": False},
+    },
 ]
 
 # Inputs and labels written in Python, everything else as Django renders it (common/forms.py).

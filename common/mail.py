@@ -44,7 +44,14 @@ class Rendered:
 
 
 def _parts(name: str, context: dict[str, Any]) -> list[str]:
-    return [render_to_string(f"emails/{name}-{part}", context) for part in PARTS]
+    # Text is rendered by the engine that escapes nothing (settings.TEMPLATES, "text").
+    return [
+        render_to_string(f"emails/{name}-{part}", context, using=_engine(part)) for part in PARTS
+    ]
+
+
+def _engine(part: str) -> str | None:
+    return "text" if part.endswith(".txt") else None
 
 
 def email_render(name: str, context: dict[str, Any]) -> Rendered:

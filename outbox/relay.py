@@ -6,8 +6,9 @@ LOCKED`, and in the same short transaction moves their next attempt to the end o
 a code or a link are prepared together (the codes or links issued; for activations, two
 statements for the whole batch) in a transaction committed before any of them is sent, so
 the user's code exists before the email does. Then each email is sent in a transaction of
-its own that locks it, checks it still waits (an email cancelled since the claim is not
-sent), sends it over the run's one SMTP conversation and marks it sent.
+its own that marks it sent if it still waits (which locks it; an email cancelled since
+the claim is not sent), sends it over the run's one SMTP conversation and commits. The
+marks are committed without waiting for the disk (see _marks_without_waiting_for_the_disk).
 
 A worker killed before a mark leaves that row pending (its transaction dies with its
 connection), with the rest of its batch; once the claim lapses the next sweep sends them:
@@ -138,9 +139,10 @@ def _relay_claimed(
 ) -> Any:
     """Prepare and send the claimed emails; return the SMTP connection to go on with.
 
-    Each email is sent in a transaction of its own that locks it, checks it still waits,
-    sends it and marks it sent: a relay killed after the server's "250" repeats that one
-    email only. Past half its claim, the relay hands the rest back rather than outlive it.
+    The batch is prepared and rendered by kind, then sent in the order claimed, each email
+    in a transaction of its own (see _send): a relay killed after the server's "250"
+    repeats that one email only. Past half its claim, the relay hands the rest back rather
+    than outlive it.
     """
     now = timezone.now()
     order = {row.pk: position for position, row in enumerate(rows)}

@@ -53,7 +53,7 @@ def test_a_template_that_changes_a_merged_value_is_rendered_in_full(settings, tm
         "body.html": "<p>{{ link }}</p>",
     }.items():
         (tmp_path / "emails" / f"cut-{part}").write_text(text)
-    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path]} for engine in settings.TEMPLATES]
     contexts = _contexts("A0001U01", "B0002U02")
     merged = emails_render("cut", contexts, merge=("login_id", "link"))
     assert merged == [email_render("cut", context) for context in contexts]
@@ -94,3 +94,15 @@ def test_the_smtp_backend_delivers_with_the_sender_and_recipient(settings):
     assert [mail.to for mail in received] == ["user0@firm.example", "user1@firm.example"]
     assert received[0].parsed["From"] == settings.DEFAULT_FROM_EMAIL
     assert "A0001U01" in received[0].text
+
+
+def test_text_parts_show_values_as_they_are_and_the_html_escapes_them():
+    # An apostrophe is common in an address (o'brien@...): the text part must not show
+    # "o&#x27;brien", nor a link's "&" as "&amp;".
+    email = email_render(
+        "email-changed",
+        {"login_id": "A0001U01", "old": "old@firm.example", "new": "o'brien&co@firm.example"},
+    )
+    assert "o'brien&co@firm.example" in email.body
+    assert "o&#x27;brien&amp;co@firm.example" in email.html
+    assert "&#x27;" not in email.body and "&amp;" not in email.body
