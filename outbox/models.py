@@ -54,11 +54,12 @@ class OutboxEmail(models.Model):
         verbose_name = _("outbox email")
         verbose_name_plural = _("outbox emails")
         indexes = [
-            # The relay's claim: pending rows in order of their next attempt.
+            # The relay's claim: pending rows, the one that expires soonest first (an OTP
+            # code's email before the thousands of activations queued ahead of it).
             models.Index(
-                fields=["next_attempt_at", "id"],
+                fields=["deadline", "id"],
                 condition=Q(status="pending"),
-                name="outbox_due_idx",
+                name="outbox_soonest_idx",
             ),
             models.Index(fields=["status", "-created_at"], name="outbox_status_idx"),
         ]

@@ -76,7 +76,9 @@ def _claim(now: dt.datetime, size: int) -> list[OutboxEmail]:
         rows = list(
             OutboxEmail.objects.select_for_update(skip_locked=True)
             .due(now)
-            .order_by("next_attempt_at", "id")[:size]
+            # Soonest deadline first: a user waiting for a code is not kept behind a
+            # launch's activations, which may take the hour they have.
+            .order_by("deadline", "id")[:size]
         )
         if rows:
             OutboxEmail.objects.filter(pk__in=[row.pk for row in rows]).update(

@@ -91,19 +91,22 @@ def test_a_relay_past_half_its_claim_hands_the_rest_back_due_at_once(quiet, firm
     assert len({message.to[0] for message in mail.outbox}) == 3
 
 
-def test_emails_of_several_kinds_in_one_batch_go_in_the_order_queued(quiet, firm, settings):
+def test_a_code_queued_behind_a_launchs_activations_goes_first(quiet, firm, settings):
     from authn.models import EmailOTPDevice
     from authn.otp import email_otp_challenge
 
+    settings.OUTBOX_RELAY_BATCH = 2
+    activated = _activations(5, firm)
     user = factories.UserFactory(participant=firm)
     device = EmailOTPDevice.objects.create(user=user, name="email")
-    activation_send(user=user, acting_user=None)
-    email_otp_challenge(device_id=device.pk, request=None)
-    activation_send(user=factories.UserFactory(participant=firm), acting_user=None)
-    assert relay.relay().sent == 3
-    subjects = [message.subject.split(" / ")[0] for message in mail.outbox]
-    assert "one-time password" in subjects[1].lower()
-    assert all("two-factor" in subject.lower() for subject in (subjects[0], subjects[2]))
+    email_otp_challenge(device_id=device.pk, request=None)  # a user logging in, waiting
+    assert relay.relay(limit=2).sent == 2
+    subjects = [message.subject.split(" / ")[0].lower() for message in mail.outbox]
+    assert "one-time password" in subjects[0]
+    assert mail.outbox[0].to == [user.email]
+    # Then the activations, in the order queued.
+    assert relay.relay().sent == 4
+    assert [message.to[0] for message in mail.outbox[1:]] == [u.email for u in activated]
 
 
 @pytest.mark.postgres
