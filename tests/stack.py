@@ -8,17 +8,18 @@ deploy files with the settings an operator would set, against a PostgreSQL datab
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import overload
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -48,7 +49,7 @@ def wait_for_port(
 # The SMTP sink ----------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Received:
     """A message as the sink accepted it; parsed only when a test reads its headers or text,
     so that the sink's own cost per message stays small beside the sender's."""
@@ -57,7 +58,7 @@ class Received:
     raw: bytes
     at: float
 
-    @functools.cached_property
+    @property
     def parsed(self) -> EmailMessage:
         parsed = message_from_bytes(self.raw, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
@@ -77,12 +78,41 @@ class Received:
         return body.get_content() if body is not None else ""
 
 
+class Messages(Sequence[Received]):
+    """The messages received, kept as plain tuples: the garbage collector stops tracking a
+    tuple of strings, bytes and numbers, so a sink holding 50,000 messages does not make
+    each of this process's collections walk them all (it did, at half the sink's cost)."""
+
+    def __init__(self) -> None:
+        self._kept: list[tuple[str, bytes, float]] = []
+
+    def append(self, message: Received) -> None:
+        self._kept.append((message.to, message.raw, message.at))
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    @overload
+    def __getitem__(self, index: int) -> Received: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Received]: ...
+
+    def __getitem__(self, index: int | slice) -> Received | list[Received]:
+        if isinstance(index, slice):
+            return [Received(*kept) for kept in self._kept[index]]
+        return Received(*self._kept[index])
+
+
 @dataclass
 class SinkHandler:
     """Accepts (250), refuses for a while (421), or holds DATA without answering."""
 
     mode: str = "accept"  # "accept", "421" or "hold"
-    received: list[Received] = field(default_factory=list)
+    received: Messages = field(default_factory=Messages)
     refused: int = 0
     holding: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
