@@ -253,15 +253,18 @@ class Past:
 
 
 def history_by_firm(
-    *, participants: Iterable[int] | None = None, today: dt.date
+    *, participants: Iterable[int] | None = None, terminal: Terminal | None = None, today: dt.date
 ) -> dict[int, list[Past]]:
     """Return, by participant id, the oldest snapshot of the last PACE_DAYS days before
-    `today` (what the forecast's pace starts from): one query, no model instances."""
+    `today` (what the forecast's pace starts from), of these firms or of the terminal's:
+    one query, no model instances."""
     snapshots = ReadinessSnapshot.objects.filter(
         day__gte=today - dt.timedelta(days=PACE_DAYS), day__lt=today
     ).order_by("participant_id", "day")
     if participants is not None:
         snapshots = snapshots.filter(participant_id__in=list(participants))
+    if terminal is not None:
+        snapshots = snapshots.filter(participant__terminal=terminal)
     found: dict[int, list[Past]] = {}
     for pk, day, with_email, das_with_email, set_up in snapshots.values_list(
         "participant_id", "day", "with_email", "das_with_email", "set_up"
@@ -309,7 +312,7 @@ def terminal_readiness(
         .order_by("participant_id")
     )
     figures = figures_by_firm(terminal=terminal)
-    history = history_by_firm(participants=[firm.pk for firm in firms], today=today)
+    history = history_by_firm(terminal=terminal, today=today)
     deadline = next_deadlines([terminal]).get(terminal.pk)
     rows = [
         FirmReadiness(

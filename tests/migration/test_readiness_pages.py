@@ -125,7 +125,7 @@ def test_the_da_sees_the_firms_figures_forecast_and_who_needs_action(client, mak
     assert 'data-testid="forecast"' in page
 
 
-def test_the_firms_come_a_hundred_to_a_page(client, staff):
+def test_the_firms_come_fifty_to_a_page(client, staff):
     terminal = Terminal.objects.get(code="CCASS")
     Participant.objects.bulk_create(
         Participant(participant_id=f"P{n:05d}", name=f"Paged {n}", terminal=terminal)
@@ -133,10 +133,11 @@ def test_the_firms_come_a_hundred_to_a_page(client, staff):
     )
     staff_logs_in(client, staff)
     first = client.get(DASHBOARD, {"q": "paged"}).content.decode()
-    assert first.count('data-firm="P') == 100
-    assert "Firms 1–100 of 130" in first and "page=2" in first
-    second = client.get(DASHBOARD, {"q": "paged", "page": "2"}).content.decode()
-    assert second.count('data-firm="P') == 30 and "Firms 101–130 of 130" in second
+    assert first.count('data-firm="P') == 50
+    assert "Firms 1–50 of 130" in first and "page=2" in first
+    last = client.get(DASHBOARD, {"q": "paged", "page": "3"}).content.decode()
+    assert last.count('data-firm="P') == 30 and "Firms 101–130 of 130" in last
+    assert "page=2" in last and "page=4" not in last
     assert client.get(DASHBOARD, {"page": "x"}).status_code == 200
 
 
