@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from authn.models import EmailOTPDevice
-from outbox.composers import Composer, NothingToSend, Outcomes, one, register, row_secret
+from outbox.composers import Composer, NothingToSend, Outcomes, register, row_secret
 from outbox.models import OutboxEmail
 from participants.models import User
 
@@ -130,8 +130,6 @@ def register_emails() -> None:
         ACTIVATION,
         Composer(
             template="activation",
-            context=one(_activation_contexts),
-            prepare=one(_activation_prepare_many),
             contexts=_activation_contexts,
             prepare_many=_activation_prepare_many,
             merge=("login_id", "link"),

@@ -127,21 +127,6 @@ def insert_instance(instance: models.Model) -> None:
     instance._state.db = using
 
 
-def _where_by_pk(
-    model: type[models.Model], pk: Any, where: dict[str, Any], connection: Any
-) -> tuple[str, list[Any]]:
-    meta = model._meta
-    quote = connection.ops.quote_name
-    fields = [meta.pk, *(meta.get_field(name) for name in where)]
-    values = [pk, *where.values()]
-    sql = " AND ".join(f"{quote(str(field.column))} = %s" for field in fields)  # type: ignore[union-attr]
-    params = [
-        field.get_db_prep_value(value, connection)  # type: ignore[union-attr]
-        for field, value in zip(fields, values, strict=True)
-    ]
-    return sql, params
-
-
 def update_by_pk(model: type[models.Model], pk: Any, values: dict[str, Any], **where: Any) -> int:
     """Update one row by primary key (and `where`'s equalities) in one plain UPDATE, each
     value in the database form save() would write; return the number of rows changed."""
@@ -154,8 +139,13 @@ def update_by_pk(model: type[models.Model], pk: Any, values: dict[str, Any], **w
         field.get_db_prep_save(value, connection)  # type: ignore[union-attr]
         for field, value in zip(fields, values.values(), strict=True)
     ]
-    condition, where_params = _where_by_pk(model, pk, where, connection)
+    matched = [meta.pk, *(meta.get_field(name) for name in where)]
+    condition = " AND ".join(f"{quote(str(field.column))} = %s" for field in matched)  # type: ignore[union-attr]
+    params += [
+        field.get_db_prep_value(value, connection)  # type: ignore[union-attr]
+        for field, value in zip(matched, [pk, *where.values()], strict=True)
+    ]
     sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {condition}"  # noqa: S608 - names from the model
     with connection.cursor() as cursor:
-        cursor.execute(sql, params + where_params)
+        cursor.execute(sql, params)
         return int(cursor.rowcount)

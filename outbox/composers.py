@@ -33,15 +33,14 @@ class Composer:
     """How one kind of email is written.
 
     `context` and `prepare` take one row. A kind sent by the thousand (the activations at
-    launch) also gives `contexts` and `prepare_many`, which take the relay's batch of rows
-    and do in a few statements what the one-row forms do in a few per row; the one-row forms
-    are then those, given one row.
+    launch) gives `contexts` and `prepare_many` instead, which take the relay's batch of
+    rows and do in a few statements what the one-row forms would do in a few per row.
     """
 
     # emails/<template>-subject.txt, -body.txt and -body.html
     template: str
-    # Return the template's context for the row, at send time.
-    context: Callable[[OutboxEmail], dict[str, Any]]
+    # Return the template's context for the row, at send time (or give `contexts`).
+    context: Callable[[OutboxEmail], dict[str, Any]] | None = None
     # Done once per row, in a transaction committed before the first send (e.g. issue the
     # code or link the email carries, from `row_secret`, so that a resend carries the same).
     prepare: Callable[[OutboxEmail], None] | None = None
@@ -57,6 +56,12 @@ class Composer:
     # (common.mail.emails_render): a batch's emails alike but for those are rendered once.
     merge: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if (self.context is None) == (self.contexts is None):
+            raise TypeError(f"{self.template}: give the composer `context` or `contexts`")
+        if self.prepare is not None and self.prepare_many is not None:
+            raise TypeError(f"{self.template}: give the composer `prepare` or `prepare_many`")
+
     @property
     def prepares(self) -> bool:
         return self.prepare is not None or self.prepare_many is not None
@@ -65,6 +70,7 @@ class Composer:
         """Return each row's context, or the NothingToSend that says why it has none."""
         if self.contexts is not None:
             return self.contexts(rows)
+        assert self.context is not None
         found: Outcomes = {}
         for row in rows:
             try:
@@ -95,18 +101,6 @@ class Composer:
             else dt.timedelta(seconds=settings.OUTBOX_DEADLINE_SECONDS)
         )
         return now + lifetime
-
-
-def one(batch: Callable[[list[OutboxEmail]], Outcomes]) -> Callable[[OutboxEmail], Any]:
-    """The one-row form of a batch form: its outcome for the row, NothingToSend raised."""
-
-    def single(row: OutboxEmail) -> Any:
-        outcome = batch([row]).get(row.pk)
-        if isinstance(outcome, NothingToSend):
-            raise outcome
-        return outcome
-
-    return single
 
 
 _REGISTRY: dict[str, Composer] = {}

@@ -145,3 +145,12 @@ def test_marks_do_not_wait_for_the_disk_but_codes_and_links_do(quiet, firm, sett
     assert RecordingBackend.seen == ["off", "off"]
     # The connection goes back to the server's default for whatever runs next.
     assert synchronous_commit() == "on"
+
+
+def test_a_composer_takes_one_form_of_each_not_both_nor_neither():
+    from outbox.composers import Composer
+
+    with pytest.raises(TypeError):
+        Composer(template="nothing")
+    with pytest.raises(TypeError):
+        Composer(template="both", context=lambda row: {}, contexts=lambda rows: {})
