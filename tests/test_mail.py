@@ -35,8 +35,8 @@ def test_a_merged_batch_reads_exactly_as_each_email_rendered_alone():
     assert "Dear user B&amp;B&lt;2&gt;U02," in merged[1].html
 
 
-def test_emails_whose_merged_values_are_not_plain_text_are_rendered_in_full():
-    contexts = _contexts("A0001U01", "")
+def test_emails_that_differ_in_more_than_the_merged_values_are_rendered_apart():
+    contexts = _contexts("A0001U01", "B0002U02")
     contexts[0]["hours"] = 48  # two groups: the shared part differs
     merged = emails_render("activation", contexts, merge=("login_id", "link"))
     assert merged == [email_render("activation", context) for context in contexts]
@@ -60,10 +60,20 @@ def test_a_template_that_changes_a_merged_value_is_rendered_in_full(settings, tm
     assert [email.body.split()[0] for email in merged] == ["A00", "B00"]
 
 
-def test_a_merged_value_that_is_not_text_is_rendered_in_full():
-    contexts = _contexts("A0001U01", "B0002U02")
-    merged = emails_render("activation", contexts, merge=("login_id", "hours"))
-    assert merged == [email_render("activation", context) for context in contexts]
+def test_an_email_whose_merged_value_is_empty_is_rendered_in_full(settings, tmp_path):
+    # A template that tests the value: a mark is always true, an empty value is not. The
+    # group's first email passes the check; the second, empty, must not be merged.
+    (tmp_path / "emails").mkdir()
+    for part, text in {
+        "subject.txt": "Hello",
+        "body.txt": "{% if login_id %}Dear {{ login_id }}{% else %}Dear user{% endif %}",
+        "body.html": "<p>{{ link }}</p>",
+    }.items():
+        (tmp_path / "emails" / f"greet-{part}").write_text(text)
+    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path]} for engine in settings.TEMPLATES]
+    contexts = _contexts("A0001U01", "")
+    merged = emails_render("greet", contexts, merge=("login_id", "link"))
+    assert [email.body for email in merged] == ["Dear A0001U01", "Dear user"]
 
 
 def test_the_message_is_written_as_the_standard_policy_writes_it():
