@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import secrets
 import smtplib
 import uuid
 from collections.abc import Sequence
+from contextlib import suppress
 from email import message_from_bytes, policy
 from email.header import Header
 from email.message import EmailMessage as StdEmailMessage
@@ -151,6 +153,32 @@ class _Headers(Compat32):
 HEADERS = _Headers()
 
 
+@functools.lru_cache(maxsize=256)
+def _header_encoded(
+    name: str, text: str, charset: str, splitchars: str, maxlinelen: int | None, linesep: str
+) -> str:
+    return Header(text, charset, header_name=name).encode(splitchars, maxlinelen, linesep)
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedOnce:
+    """A header value written as email.header.Header writes it, but encoded once per process
+    for each text: the emails of a launch share their bilingual subject, and encoding it
+    was a tenth of each message's cost."""
+
+    name: str
+    text: str
+    charset: str
+
+    def encode(
+        self, splitchars: str = ";, \t", maxlinelen: int | None = None, linesep: str = "\n"
+    ) -> str:
+        return _header_encoded(self.name, self.text, self.charset, splitchars, maxlinelen, linesep)
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class BilingualEmail(EmailMultiAlternatives):
     """An email whose English and Chinese subject folds without a blank first line."""
 
@@ -169,7 +197,7 @@ class BilingualEmail(EmailMultiAlternatives):
             self.subject = subject
         if not subject.isascii():
             del msg["Subject"]
-            header = Header(subject, self.encoding or "utf-8", header_name="Subject")
+            header = EncodedOnce("Subject", subject, self.encoding or "utf-8")
             StdMessage.__setitem__(msg, "Subject", header)
         if msg.is_multipart() and msg.get_boundary() is None:
             # Left to itself, the generator draws a boundary and compiles a regular
@@ -184,6 +212,125 @@ class BilingualEmail(EmailMultiAlternatives):
         return msg
 
 
+class PipeliningSMTP(smtplib.SMTP):
+    """smtplib's SMTP client, but where the server offers PIPELINING (RFC 2920) a message's
+    MAIL, RCPT and DATA go to it in one write and their replies are read together: two
+    round trips a message instead of four, which with one recipient is most of the cost of
+    sending it on a fast network. Elsewhere (no PIPELINING, ESMTP options asked for, a
+    message as text) it sends as smtplib does; the errors raised are smtplib's, alike."""
+
+    _held: list[bytes] | None = None
+
+    def send(self, s: Any) -> None:
+        if self._held is not None:
+            self._held.append(s.encode(self.command_encoding) if isinstance(s, str) else bytes(s))
+            return
+        super().send(s)
+
+    def getreply(self) -> tuple[int, bytes]:
+        held, self._held = self._held, None
+        if held:
+            super().send(b"".join(held))
+        return super().getreply()
+
+    def sendmail(  # type: ignore[override]
+        self,
+        from_addr: str,
+        to_addrs: str | Sequence[str],
+        msg: bytes | str,
+        mail_options: Sequence[str] = (),
+        rcpt_options: Sequence[str] = (),
+    ) -> dict[str, tuple[int, bytes]]:
+        self.ehlo_or_helo_if_needed()
+        if mail_options or rcpt_options or not isinstance(msg, bytes):
+            return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
+        if not self.has_extn("pipelining"):
+            return super().sendmail(from_addr, to_addrs, msg)
+        to_addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
+        size = f" size={len(msg)}" if self.has_extn("size") else ""
+        self._held = []
+        try:
+            # putcmd() refuses a line break in an address, as smtplib would.
+            self.putcmd("mail", f"FROM:{_quoted(from_addr)}{size}")
+            for address in to_addrs:
+                self.putcmd("rcpt", f"TO:{_quoted(address)}")
+            self.putcmd("data")
+        except BaseException:
+            self._held = None
+            raise
+        # The replies in order; a 421 means the server is closing: read no further.
+        replies: list[tuple[int, bytes]] = []
+        for _command in range(len(to_addrs) + 2):
+            replies.append(self.getreply())
+            if replies[-1][0] == 421:
+                break
+        mail, rcpts = replies[0], replies[1 : len(to_addrs) + 1]
+        refused = {
+            address: reply
+            for address, reply in zip(to_addrs, rcpts, strict=False)
+            if reply[0] not in (250, 251)
+        }
+        error: smtplib.SMTPException | None = None
+        if mail[0] != 250:
+            error = smtplib.SMTPSenderRefused(mail[0], mail[1], from_addr)
+        elif len(refused) == len(to_addrs) or len(rcpts) < len(to_addrs):
+            error = smtplib.SMTPRecipientsRefused(refused)
+        elif replies[-1][0] != 354:
+            error = smtplib.SMTPDataError(*replies[-1])
+        else:
+            # Dots that begin a line are doubled, and the message ends with a lone dot.
+            data = re.sub(rb"(?m)^\.", b"..", msg)
+            if not data.endswith(b"\r\n"):
+                data += b"\r\n"
+            self.send(data + b".\r\n")
+            replies.append(self.getreply())
+            if replies[-1][0] == 250:
+                return refused
+            error = smtplib.SMTPDataError(*replies[-1])
+        if replies[-1][0] == 421:
+            self.close()
+        elif replies[-1][0] == 354:
+            # The server accepted DATA though the envelope failed: end an empty message
+            # before starting over (RFC 2920, 3.1).
+            self.send(b".\r\n")
+            self.getreply()
+            self._start_over()
+        else:
+            self._start_over()
+        raise error
+
+    def _start_over(self) -> None:
+        # As smtplib does after a refusal: RSET, unless the server has gone.
+        with suppress(smtplib.SMTPServerDisconnected):
+            self.rset()
+
+
+class PipeliningSMTPSSL(PipeliningSMTP, smtplib.SMTP_SSL):
+    pass
+
+
+# An address that needs nothing done to it: a dot-atom local part at an ASCII domain whose
+# labels IDNA leaves alone. Django's sanitize_address() and smtplib's quoteaddr() return
+# it as it is (or in angle brackets), after parsing it at a tenth of a millisecond each.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
+
+
+def address_sanitized(address: Any, encoding: str) -> str:
+    """sanitize_address(), with plain addresses passed through as it would return them."""
+    if isinstance(address, str) and PLAIN_ADDRESS.fullmatch(address):
+        return address
+    return str(sanitize_address(address, encoding))
+
+
+def _quoted(address: str) -> str:
+    """smtplib.quoteaddr(), with plain addresses put in brackets as it would."""
+    if PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
 @functools.lru_cache(maxsize=16)
 def _sender(address: str, encoding: str) -> str:
     return sanitize_address(address, encoding)
@@ -192,14 +339,19 @@ def _sender(address: str, encoding: str) -> str:
 class SmtpBackend(smtp.EmailBackend):
     """Django's SMTP backend, but the sender's address (the same on every email) is made
     safe once per process, not once per message: parsing an address costs about a tenth of
-    a millisecond, and a launch sends tens of thousands of emails."""
+    a millisecond, and a launch sends tens of thousands of emails. Its SMTP client pipelines
+    where the server allows it (see PipeliningSMTP)."""
+
+    @property
+    def connection_class(self) -> type[smtplib.SMTP]:
+        return PipeliningSMTPSSL if self.use_ssl else PipeliningSMTP
 
     def _send(self, email_message: EmailMessage) -> bool:
         if not email_message.recipients():
             return False
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
         sender = _sender(email_message.from_email, encoding)
-        recipients = [sanitize_address(address, encoding) for address in email_message.recipients()]
+        recipients = [address_sanitized(to, encoding) for to in email_message.recipients()]
         # Django's SafeMIME messages take the line separator, as the stdlib's do not.
         data = email_message.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]
         assert self.connection is not None  # opened by send_messages()

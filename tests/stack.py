@@ -114,12 +114,19 @@ class SinkHandler:
     mode: str = "accept"  # "accept", "421" or "hold"
     received: Messages = field(default_factory=Messages)
     refused: int = 0
+    # Addresses refused for good (550), and whether the server offers PIPELINING.
+    unknown: set[str] = field(default_factory=set)
+    pipelining: bool = True
+    # Messages whose MAIL, RCPT and DATA came in one read: sent pipelined.
+    pipelined: int = 0
     holding: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def recipient(self) -> bytes:
+    def recipient(self, address: str) -> bytes:
         """The reply to RCPT TO."""
+        if address in self.unknown:
+            return b"550 5.1.1 No such user here"
         if self.mode == "421":
             with self.lock:
                 self.refused += 1
@@ -157,6 +164,7 @@ class _SmtpSession(asyncio.Protocol):
         self.handler = handler
         self.open_sessions = open_sessions
         self.buffer = bytearray()
+        self.read: list[bytes] = []  # the verbs of the commands in the latest read
         self.recipients: list[str] = []
         self.in_data = False
         self.transport: asyncio.Transport | None = None
@@ -176,6 +184,7 @@ class _SmtpSession(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        self.read = []
         while self.transport is not None:
             if self.in_data:
                 # The message ends at a line holding one dot.
@@ -198,27 +207,32 @@ class _SmtpSession(asyncio.Protocol):
                 return
             line = bytes(self.buffer[:end])
             del self.buffer[: end + 2]
+            self.read.append(line[:4].upper())
             self.command(line)
 
     def command(self, line: bytes) -> None:
         verb = line[:4].upper()
         if verb == b"EHLO":
-            self.reply(b"250-sink\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 HELP")
+            offered = b"250-PIPELINING\r\n" if self.handler.pipelining else b""
+            self.reply(b"250-sink\r\n" + offered + b"250-8BITMIME\r\n250-SMTPUTF8\r\n250 HELP")
         elif verb in (b"HELO", b"NOOP"):
             self.reply(b"250 OK")
         elif verb == b"MAIL":
             self.recipients = []
             self.reply(b"250 OK")
         elif verb == b"RCPT":
-            answer = self.handler.recipient()
+            address = line.split(b":", 1)[1].split(b">", 1)[0].strip().lstrip(b"<")
+            answer = self.handler.recipient(address.decode("utf-8", "replace"))
             if answer.startswith(b"250"):
-                address = line.split(b":", 1)[1].split(b">", 1)[0].strip().lstrip(b"<")
                 self.recipients.append(address.decode("utf-8", "replace"))
             self.reply(answer)
         elif verb == b"DATA":
             if not self.recipients:
                 self.reply(b"503 5.5.1 RCPT first")
                 return
+            if self.read[-3:-1] == [b"MAIL", b"RCPT"]:
+                with self.handler.lock:
+                    self.handler.pipelined += 1
             self.in_data = True
             self.reply(b"354 End data with <CR><LF>.<CR><LF>")
         elif verb == b"RSET":

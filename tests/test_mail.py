@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import smtplib
+from email.header import Header
+from email.message import Message
 from email.policy import compat32
 
 import pytest
-from django.core.mail import get_connection
+from django.core.mail import EmailMessage, get_connection
+from django.core.mail.message import sanitize_address
 
-from common.mail import email_message, email_render, emails_render
+from common.mail import _quoted, address_sanitized, email_message, email_render, emails_render
 from participants.models import Terminal
 from tests.stack import SmtpSink
 
@@ -84,9 +88,15 @@ def test_the_message_is_written_as_the_standard_policy_writes_it():
         headers={"Message-ID": "<outbox.1.x@ccass.example>"},
     ).message()
     fast = message.as_bytes(linesep="\r\n")
+    # The subject as email.header.Header encodes it afresh, written by the standard policy.
+    subject = str(message["Subject"])
+    del message["Subject"]
+    # Set as the standard library sets it (Django's __setitem__ would encode it again).
+    Message.__setitem__(message, "Subject", Header(subject, "utf-8", header_name="Subject"))
     message.policy = compat32
     assert fast == message.as_bytes(linesep="\r\n")
     assert b"Subject: =?utf-8?" in fast  # the bilingual subject, encoded
+    assert not subject.isascii()
 
 
 def test_the_smtp_backend_delivers_with_the_sender_and_recipient(settings):
@@ -116,3 +126,121 @@ def test_text_parts_show_values_as_they_are_and_the_html_escapes_them():
     assert "o'brien&co@firm.example" in email.body
     assert "o&#x27;brien&amp;co@firm.example" in email.html
     assert "&#x27;" not in email.body and "&amp;" not in email.body
+
+
+def _sent_through(sink: SmtpSink, addresses: list[str]) -> list[str]:
+    """Send one activation to each address over one connection; return each one's outcome."""
+    (context,) = _contexts("A0001U01")
+    rendered = email_render("activation", context)
+    connection = get_connection(
+        "common.mail.SmtpBackend", host="127.0.0.1", port=sink.port, use_tls=False
+    )
+    outcomes = []
+    connection.open()
+    try:
+        for address in addresses:
+            try:
+                connection.send_messages([email_message(rendered, to=[address])])
+            except smtplib.SMTPRecipientsRefused as error:
+                ((code, _reply),) = error.recipients.values()
+                outcomes.append(f"refused {code}")
+            else:
+                outcomes.append("sent")
+    finally:
+        connection.close()
+    return outcomes
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_emails_arrive_whole_whether_or_not_the_server_pipelines(pipelining):
+    addresses = ["one@firm.example", "two@firm.example", "three@firm.example"]
+    with SmtpSink() as sink:
+        sink.handler.pipelining = pipelining
+        assert _sent_through(sink, addresses) == ["sent"] * 3
+        received = list(sink.handler.received)
+        # Pipelined where the server offers it: MAIL, RCPT and DATA in one write.
+        assert sink.handler.pipelined == (3 if pipelining else 0)
+    assert [mail.to for mail in received] == addresses
+    (context,) = _contexts("A0001U01")
+    alone = email_message(email_render("activation", context), to=["x@firm.example"]).message()
+    for mail in received:
+        assert mail.parsed["Subject"] == str(alone["Subject"])
+        assert "A0001U01" in mail.text
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_refused_recipient_fails_that_email_alone_and_the_next_goes_through(pipelining):
+    with SmtpSink() as sink:
+        sink.handler.pipelining = pipelining
+        sink.handler.unknown = {"gone@firm.example"}
+        outcomes = _sent_through(sink, ["gone@firm.example", "here@firm.example"])
+        received = list(sink.handler.received)
+    assert outcomes == ["refused 550", "sent"]
+    assert [mail.to for mail in received] == ["here@firm.example"]
+
+
+def test_a_message_with_lines_that_begin_with_a_dot_arrives_as_written():
+    body = ".\n..two dots\nplain\n."
+    with SmtpSink() as sink:
+        connection = get_connection(
+            "common.mail.SmtpBackend", host="127.0.0.1", port=sink.port, use_tls=False
+        )
+        message = EmailMessage("Dots", body, "portal@hkex.example", ["dots@firm.example"])
+        assert connection.send_messages([message]) == 1
+        (received,) = list(sink.handler.received)
+        assert sink.handler.pipelined == 1
+    assert received.parsed.get_content().replace("\r\n", "\n").rstrip("\n") == body
+
+
+def test_a_server_closing_with_421_is_left_and_the_email_can_be_tried_again():
+    with SmtpSink() as sink:
+        sink.handler.mode = "421"
+        connection = get_connection(
+            "common.mail.SmtpBackend", host="127.0.0.1", port=sink.port, use_tls=False
+        )
+        message = EmailMessage("Later", "text", "portal@hkex.example", ["later@firm.example"])
+        connection.open()  # one conversation, as the relay holds it
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            connection.send_messages([message])
+        assert [code for code, _reply in refused.value.recipients.values()] == [421]
+        # The client closed its side: a new conversation carries the email once the
+        # server is back.
+        assert connection.connection.sock is None
+        connection.close()
+        sink.handler.mode = "accept"
+        assert connection.send_messages([message]) == 1
+        assert [mail.to for mail in sink.handler.received] == ["later@firm.example"]
+
+
+ADDRESSES = [
+    "user@firm.example",
+    "A0001U01@Firm.Example",
+    "o'brien+ccass@sub.firm-hk.example",
+    "a..b@firm.example",
+    ".lead@firm.example",
+    "x@-bad.example",
+    "x@bad-.example",
+    "local@single",
+    "trail@firm.example.",
+    '"quoted local"@firm.example',
+    "Jane Doe <jane@firm.example>",
+    "陳大文@firm.example",
+    "user@例子.香港",
+    "x@" + "a" * 63 + ".example",
+    "x@" + "a" * 64 + ".example",
+    "two@at@firm.example",
+]
+
+
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_a_plain_address_passes_as_django_and_smtplib_would_make_it(address):
+    def outcome(make, *args):
+        try:
+            return make(address, *args)
+        except Exception as error:  # the same refusal, whichever way it goes
+            return type(error)
+
+    assert outcome(address_sanitized, "utf-8") == outcome(sanitize_address, "utf-8")
+    if isinstance(outcome(sanitize_address, "utf-8"), str):
+        quoted = sanitize_address(address, "utf-8")
+        assert _quoted(quoted) == smtplib.quoteaddr(quoted)
