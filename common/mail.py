@@ -15,6 +15,7 @@ from email.header import Header
 from email.message import EmailMessage as StdEmailMessage
 from email.message import Message as StdMessage
 from email.policy import Compat32
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,25 @@ MARK = "\x1f"
 
 
 @dataclasses.dataclass(frozen=True)
+class Merge:
+    """How an email of a mail merge was made: its group's text, with marks where the values
+    go (the same object for the whole group), and its own values for the marks."""
+
+    marked: Rendered
+    values: tuple[tuple[str, str], ...]  # (mark, value)
+
+
+@dataclasses.dataclass(frozen=True)
 class Rendered:
     subject: str
     body: str
     html: str
+    merge: Merge | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
-    def of(cls, parts: Sequence[str]) -> Rendered:
+    def of(cls, parts: Sequence[str], merge: Merge | None = None) -> Rendered:
         subject, body, html = parts
-        return cls(" ".join(subject.split()), body, html)
+        return cls(" ".join(subject.split()), body, html, merge)
 
 
 def _parts(name: str, context: dict[str, Any]) -> list[str]:
@@ -91,15 +102,13 @@ def emails_render(
     marks = {key: f"{MARK}{number}&{MARK}" for number, key in enumerate(merge)}
     for shared, members in groups:
         text = _parts(name, {**shared, **marks})
+        marked = Rendered.of(text)
 
-        def merged(context: dict[str, Any], text: list[str] = text) -> Rendered:
-            parts = []
-            for part in text:
-                for key, mark in marks.items():
-                    value = str(context[key])
-                    part = part.replace(mark, value).replace(escape(mark), escape(value))
-                parts.append(part)
-            return Rendered.of(parts)
+        def merged(
+            context: dict[str, Any], text: list[str] = text, marked: Rendered = marked
+        ) -> Rendered:
+            values = tuple((mark, str(context[key])) for key, mark in marks.items())
+            return Rendered.of([_merged(part, values) for part in text], Merge(marked, values))
 
         first = contexts[members[0]]
         if merged(first) != email_render(name, first):
@@ -111,9 +120,16 @@ def emails_render(
     return [email for email in rendered if email is not None]
 
 
+def _merged(text: str, values: Sequence[tuple[str, str]]) -> str:
+    """Put each value in place of its mark: as it is, or escaped where the mark was."""
+    for mark, value in values:
+        text = text.replace(mark, value).replace(escape(mark), escape(value))
+    return text
+
+
 def email_message(
     rendered: Rendered, *, to: Sequence[str], headers: dict[str, str] | None = None
-) -> EmailMultiAlternatives:
+) -> BilingualEmail:
     message = BilingualEmail(
         rendered.subject,
         rendered.body,
@@ -125,9 +141,110 @@ def email_message(
     return message
 
 
+# Where a mail merge group's message is written once: the recipient and the Message-ID.
+TO_MARK = f"to{MARK}mark@merge.invalid"
+ID_MARK = f"<id{MARK}mark@merge.invalid>"
+# The longest line a merged text part may have (RFC 5322's limit; Django's switch to
+# quoted-printable, which would write the values differently).
+LONGEST_LINE = 998
+# The longest value (escaped) that a message merges in place.
+MERGED_LONGEST = 200
+
+
+def email_messages(emails: Sequence[tuple[Rendered, str, str]]) -> list[BilingualEmail]:
+    """Build one message per (rendered email, recipient, Message-ID), as email_message()
+    does, and write each one's bytes for SMTP beforehand where they can be had cheaply.
+
+    The emails of a mail merge group (see emails_render) differ only in their values, their
+    recipient and their Message-ID. Their message is written once with marks in those places
+    (one Date and boundary for the group), and each email's bytes are that with its own put
+    in, as text or escaped, where the values are plain: ASCII, on lines well inside the
+    limit, a recipient and Message-ID that fit their header lines. The group's first email
+    is also written in full and must come out the same, or the group is written one by one.
+    """
+    messages = [
+        email_message(rendered, to=[to], headers={"Message-ID": message_id})
+        for rendered, to, message_id in emails
+    ]
+    groups: dict[int, list[int]] = {}
+    for index, (rendered, to, message_id) in enumerate(emails):
+        if rendered.merge is not None and _mergeable(rendered.merge, to, message_id):
+            groups.setdefault(id(rendered.merge.marked), []).append(index)
+    for members in groups.values():
+        _write_merged(emails, messages, members)
+    return messages
+
+
+def _mergeable(merge: Merge, to: str, message_id: str) -> bool:
+    values = [value for _mark, value in merge.values]
+    return (
+        all(value.isascii() and len(escape(value)) <= MERGED_LONGEST for value in values)
+        and bool(PLAIN_ADDRESS.fullmatch(to))
+        and len(to) <= 70
+        and message_id.isascii()
+        and len(message_id) <= 70
+        and "\r" not in message_id
+        and "\n" not in message_id
+    )
+
+
+def _write_merged(
+    emails: Sequence[tuple[Rendered, str, str]], messages: list[BilingualEmail], members: list[int]
+) -> None:
+    first = emails[members[0]][0].merge
+    assert first is not None
+    marked = first.marked
+    marks = [mark for mark, _value in first.values]
+    forms = [form for mark in marks for form in (mark, escape(mark))]
+    # The longest a line could come to, each mark on it replaced by a value at its longest.
+    longest = max(
+        len(line.encode()) + MERGED_LONGEST * sum(line.count(form) for form in forms)
+        for part in (marked.body, marked.html)
+        for line in part.splitlines()
+    )
+    if any(mark in marked.subject for mark in marks) or longest > LONGEST_LINE:
+        return
+    date = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
+    headers = {"Date": date, "Message-ID": ID_MARK}
+    template = email_message(marked, to=[TO_MARK], headers=headers)
+    template.boundary = _boundary([marked.body, marked.html])
+    raw = template.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]
+    if raw.count(TO_MARK.encode()) != 1 or raw.count(ID_MARK.encode()) != 1:
+        return
+    # The marks as they stand in the bytes: as they are, and escaped.
+    replaced = [(mark.encode(), escape(mark).encode()) for mark in marks]
+    for index in members:
+        rendered, to, message_id = emails[index]
+        assert rendered.merge is not None
+        message = messages[index]
+        message.extra_headers = {"Date": date, "Message-ID": message_id}
+        message.boundary = template.boundary
+        data = raw.replace(TO_MARK.encode(), to.encode()).replace(
+            ID_MARK.encode(), message_id.encode()
+        )
+        for (mark, escaped), (_mark, value) in zip(replaced, rendered.merge.values, strict=True):
+            data = data.replace(mark, value.encode()).replace(escaped, escape(value).encode())
+        message.prebuilt = data
+    written = messages[members[0]]
+    if written.message().as_bytes(linesep="\r\n") != written.prebuilt:  # type: ignore[call-arg]
+        for index in members:
+            messages[index].prebuilt = None
+
+
+def _boundary(texts: Sequence[str]) -> str:
+    """A MIME boundary absent from the texts. Left to itself, the generator draws one and
+    compiles a regular expression to prove it absent from the parts: per message, since
+    each boundary is new. 96 random bits, checked with a plain search, do as well; and at
+    that length the Content-Type header fits its line, unfolded."""
+    boundary = "=_" + secrets.token_hex(12)
+    while any(boundary in text for text in texts):
+        boundary = "=_" + secrets.token_hex(12)
+    return boundary
+
+
 def templated_message(
     name: str, *, to: Sequence[str], context: dict[str, Any], headers: dict[str, str] | None = None
-) -> EmailMultiAlternatives:
+) -> BilingualEmail:
     """Build emails/<name>-subject.txt, -body.txt and -body.html (English first, then Chinese)."""
     return email_message(email_render(name, context), to=to, headers=headers)
 
@@ -180,7 +297,15 @@ class EncodedOnce:
 
 
 class BilingualEmail(EmailMultiAlternatives):
-    """An email whose English and Chinese subject folds without a blank first line."""
+    """An email whose English and Chinese subject folds without a blank first line.
+
+    `boundary` fixes its MIME boundary (one is drawn otherwise). `prebuilt`, when set (by
+    email_messages()), holds the bytes message() writes, which SmtpBackend sends as they
+    are: the message is not to be changed after.
+    """
+
+    boundary: str | None = None
+    prebuilt: bytes | None = None
 
     def message(self, *args: Any, **kwargs: Any) -> StdEmailMessage:
         # Django encodes a non-ASCII subject as if it began the line, so the header folds
@@ -200,14 +325,8 @@ class BilingualEmail(EmailMultiAlternatives):
             header = EncodedOnce("Subject", subject, self.encoding or "utf-8")
             StdMessage.__setitem__(msg, "Subject", header)
         if msg.is_multipart() and msg.get_boundary() is None:
-            # Left to itself, the generator draws a boundary and compiles a regular
-            # expression to prove it absent from the parts: per message, since each
-            # boundary is new. 128 random bits, checked with a plain search, do as well.
             texts = [str(self.body), *(str(content) for content, _type in self.alternatives)]
-            boundary = "=_" + secrets.token_hex(16)
-            while any(boundary in text for text in texts):
-                boundary = "=_" + secrets.token_hex(16)
-            msg.set_boundary(boundary)
+            msg.set_boundary(self.boundary or _boundary(texts))
         msg.policy = HEADERS  # the parts are written with the message's policy
         return msg
 
@@ -325,9 +444,15 @@ def address_sanitized(address: Any, encoding: str) -> str:
 
 
 def _quoted(address: str) -> str:
-    """smtplib.quoteaddr(), with plain addresses put in brackets as it would."""
+    """smtplib.quoteaddr(), with plain addresses put in brackets as it would, and others
+    (the sender's, with its name) parsed once."""
     if PLAIN_ADDRESS.fullmatch(address):
         return f"<{address}>"
+    return _quoted_parsed(address)
+
+
+@functools.lru_cache(maxsize=16)
+def _quoted_parsed(address: str) -> str:
     return smtplib.quoteaddr(address)
 
 
@@ -353,7 +478,9 @@ class SmtpBackend(smtp.EmailBackend):
         sender = _sender(email_message.from_email, encoding)
         recipients = [address_sanitized(to, encoding) for to in email_message.recipients()]
         # Django's SafeMIME messages take the line separator, as the stdlib's do not.
-        data = email_message.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]
+        data = getattr(email_message, "prebuilt", None)
+        if data is None:
+            data = email_message.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]
         assert self.connection is not None  # opened by send_messages()
         try:
             self.connection.sendmail(sender, recipients, data)

@@ -39,7 +39,7 @@ from django.db import connection as database
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from common.mail import Rendered, email_message, emails_render
+from common.mail import BilingualEmail, email_messages, emails_render
 from common.sql import update_by_pk
 from outbox.composers import Composer, NothingToSend, composer_for
 from outbox.models import EmailStatus, OutboxEmail
@@ -141,15 +141,15 @@ def _relay_claimed(
 ) -> Any:
     """Prepare and send the claimed emails; return the SMTP connection to go on with.
 
-    The batch is prepared and rendered by kind, then sent in the order claimed, each email
-    in a transaction of its own (see _send): a relay killed after the server's "250"
-    repeats that one email only. Past half its claim, the relay hands the rest back rather
-    than outlive it.
+    The batch is prepared, rendered and written by kind (common.mail.email_messages), then
+    sent in the order claimed, each email in a transaction of its own (see _send): a relay
+    killed after the server's "250" repeats that one email only. Past half its claim, the
+    relay hands the rest back rather than outlive it.
     """
     now = timezone.now()
     order = {row.pk: position for position, row in enumerate(rows)}
     # Each waiting email with what it says, or why there is nothing to send.
-    plan: list[tuple[OutboxEmail, Rendered | NothingToSend]] = []
+    plan: list[tuple[OutboxEmail, BilingualEmail | NothingToSend]] = []
     by_kind: dict[str, list[OutboxEmail]] = {}
     for row in rows:
         if row.is_past_deadline(now):
@@ -172,9 +172,12 @@ def _relay_claimed(
         emails = emails_render(
             composer.template, [contexts[row.pk] for row in ready], merge=composer.merge
         )
-        rendered = {row.pk: email for row, email in zip(ready, emails, strict=True)}
+        messages = email_messages(
+            [(email, row.to, message_id(row)) for row, email in zip(ready, emails, strict=True)]
+        )
+        built = {row.pk: message for row, message in zip(ready, messages, strict=True)}
         plan.extend(
-            (row, rendered[row.pk] if row.pk in rendered else contexts[row.pk]) for row in waiting
+            (row, built[row.pk] if row.pk in built else contexts[row.pk]) for row in waiting
         )
     # In the order claimed (the oldest first), whatever their kinds.
     plan.sort(key=lambda step: order[step[0].pk])
@@ -206,7 +209,7 @@ def _is_permanent(error: Exception) -> bool:
 
 
 def _send(
-    row: OutboxEmail, email: Rendered | NothingToSend, connection: Any, report: RelayReport
+    row: OutboxEmail, message: BilingualEmail | NothingToSend, connection: Any, report: RelayReport
 ) -> bool:
     """Send the email if it still waits, and mark it; return False if the connection must
     be renewed.
@@ -216,11 +219,10 @@ def _send(
     over, since the claim is left alone), and the commit after the server's "250" makes it
     count. A worker that dies before the commit leaves the row waiting, as if unmarked.
     """
-    if isinstance(email, NothingToSend):
-        cancelled = {"status": EmailStatus.CANCELLED, "last_error": str(email)[:500]}
+    if isinstance(message, NothingToSend):
+        cancelled = {"status": EmailStatus.CANCELLED, "last_error": str(message)[:500]}
         report.cancelled += update_by_pk(OutboxEmail, row.pk, cancelled, status=EmailStatus.PENDING)
         return True
-    message = email_message(email, to=[row.to], headers={"Message-ID": message_id(row)})
     attempts = row.attempts + 1
     with transaction.atomic():
         sent = {"status": EmailStatus.SENT, "sent_at": timezone.now(), "attempts": attempts}

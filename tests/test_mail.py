@@ -11,11 +11,26 @@ import pytest
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.message import sanitize_address
 
-from common.mail import _quoted, address_sanitized, email_message, email_render, emails_render
+from common.mail import (
+    _quoted,
+    address_sanitized,
+    email_message,
+    email_messages,
+    email_render,
+    emails_render,
+)
 from participants.models import Terminal
 from tests.stack import SmtpSink
 
 pytestmark = pytest.mark.django_db
+
+
+def _templates(settings, folder, name: str, subject: str, body: str, html: str) -> None:
+    """Make emails/<name>-subject.txt, -body.txt and -body.html templates in `folder`."""
+    (folder / "emails").mkdir()
+    for part, text in zip(("subject.txt", "body.txt", "body.html"), (subject, body, html)):
+        (folder / "emails" / f"{name}-{part}").write_text(text)
+    settings.TEMPLATES = [{**engine, "DIRS": [folder]} for engine in settings.TEMPLATES]
 
 
 def _contexts(*login_ids: str) -> list[dict]:
@@ -50,14 +65,14 @@ def test_emails_that_differ_in_more_than_the_merged_values_are_rendered_apart():
 def test_a_template_that_changes_a_merged_value_is_rendered_in_full(settings, tmp_path):
     # A filter that a mark would not survive: the first email, also rendered in full,
     # differs, and the batch is rendered in full.
-    (tmp_path / "emails").mkdir()
-    for part, text in {
-        "subject.txt": "Hello",
-        "body.txt": "{{ login_id|slice:':3' }} {{ link }}",
-        "body.html": "<p>{{ link }}</p>",
-    }.items():
-        (tmp_path / "emails" / f"cut-{part}").write_text(text)
-    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path]} for engine in settings.TEMPLATES]
+    _templates(
+        settings,
+        tmp_path,
+        "cut",
+        "Hello",
+        "{{ login_id|slice:':3' }} {{ link }}",
+        "<p>{{ link }}</p>",
+    )
     contexts = _contexts("A0001U01", "B0002U02")
     merged = emails_render("cut", contexts, merge=("login_id", "link"))
     assert merged == [email_render("cut", context) for context in contexts]
@@ -67,14 +82,14 @@ def test_a_template_that_changes_a_merged_value_is_rendered_in_full(settings, tm
 def test_an_email_whose_merged_value_is_empty_is_rendered_in_full(settings, tmp_path):
     # A template that tests the value: a mark is always true, an empty value is not. The
     # group's first email passes the check; the second, empty, must not be merged.
-    (tmp_path / "emails").mkdir()
-    for part, text in {
-        "subject.txt": "Hello",
-        "body.txt": "{% if login_id %}Dear {{ login_id }}{% else %}Dear user{% endif %}",
-        "body.html": "<p>{{ link }}</p>",
-    }.items():
-        (tmp_path / "emails" / f"greet-{part}").write_text(text)
-    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path]} for engine in settings.TEMPLATES]
+    _templates(
+        settings,
+        tmp_path,
+        "greet",
+        "Hello",
+        "{% if login_id %}Dear {{ login_id }}{% else %}Dear user{% endif %}",
+        "<p>{{ link }}</p>",
+    )
     contexts = _contexts("A0001U01", "")
     merged = emails_render("greet", contexts, merge=("login_id", "link"))
     assert [email.body for email in merged] == ["Dear A0001U01", "Dear user"]
@@ -244,3 +259,72 @@ def test_a_plain_address_passes_as_django_and_smtplib_would_make_it(address):
     if isinstance(outcome(sanitize_address, "utf-8"), str):
         quoted = sanitize_address(address, "utf-8")
         assert _quoted(quoted) == smtplib.quoteaddr(quoted)
+
+
+def _batch(*login_ids: str, to: str = "{n}@firm.example") -> list[tuple]:
+    contexts = _contexts(*login_ids)
+    rendered = emails_render("activation", contexts, merge=("login_id", "link"))
+    return [
+        (email, to.format(n=n), f"<outbox.{n}.0123456789abcdef@ccass.example>")
+        for n, email in enumerate(rendered)
+    ]
+
+
+def test_each_message_of_a_merge_is_written_as_if_written_alone():
+    emails = _batch("A0001U01", "A0001U02", "B&<'\">U03")
+    messages = email_messages(emails)
+    # Written beforehand, once for the group: each the bytes its own message writes.
+    assert all(message.prebuilt is not None for message in messages)
+    for message, (rendered, to, message_id) in zip(messages, emails, strict=True):
+        assert message.prebuilt == message.message().as_bytes(linesep="\r\n")
+        assert message.to == [to]
+        assert (message.subject, message.body) == (rendered.subject, rendered.body)
+        assert message.extra_headers["Message-ID"] == message_id
+
+
+def test_a_merge_is_written_one_by_one_where_its_values_are_not_plain():
+    emails = _batch("A0001U01", "陳0001U02")
+    emails += _batch("A0001U03", to="{n}-" + "x" * 70 + "@firm.example")
+    messages = email_messages(emails)
+    assert [message.prebuilt is not None for message in messages] == [True, False, False]
+    for message, (rendered, to, _message_id) in zip(messages, emails, strict=True):
+        assert message.to == [to]
+        assert message.body == rendered.body
+
+
+def test_merged_messages_arrive_each_with_its_own_recipient_id_and_values():
+    emails = _batch("A0001U01", "A0001U02", "A0001U03")
+    with SmtpSink() as sink:
+        connection = get_connection(
+            "common.mail.SmtpBackend", host="127.0.0.1", port=sink.port, use_tls=False
+        )
+        assert connection.send_messages(email_messages(emails)) == 3
+        received = list(sink.handler.received)
+    for mail, (rendered, to, message_id) in zip(received, emails, strict=True):
+        assert mail.to == to
+        assert mail.parsed["To"] == to
+        assert mail.parsed["Message-ID"] == message_id
+        assert mail.parsed["Subject"] == rendered.subject
+        assert mail.text.replace("\r\n", "\n") == rendered.body.replace("\r\n", "\n")
+
+
+def test_a_merge_whose_subject_carries_a_value_is_written_one_by_one(settings, tmp_path):
+    # The subject is encoded in the message, where a mark could not be found and replaced.
+    _templates(
+        settings,
+        tmp_path,
+        "named",
+        "Your ID {{ login_id }} / 您的登入名稱",
+        "{{ login_id }} {{ link }}",
+        "<p>{{ link }}</p>",
+    )
+    rendered = emails_render("named", _contexts("A0001U01", "B0002U02"), merge=("login_id", "link"))
+    assert all(email.merge is not None for email in rendered)
+    messages = email_messages(
+        [(email, f"{n}@firm.example", f"<{n}@ccass.example>") for n, email in enumerate(rendered)]
+    )
+    assert [message.prebuilt for message in messages] == [None, None]
+    assert [str(message.message()["Subject"]) for message in messages] == [
+        "Your ID A0001U01 / 您的登入名稱",
+        "Your ID B0002U02 / 您的登入名稱",
+    ]
