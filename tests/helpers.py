@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
+from unittest import mock
 
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_otp.oath import TOTP as TOTPClock
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -99,3 +103,17 @@ def staff_logs_in(client: Client, staff) -> None:
     )
     code = TOTP().code(TOTPDevice.objects.get(user=staff))
     assert client.post(reverse("authn:staff-login-verify"), {"code": code}).status_code == 302
+
+
+def page_queries(client: Client, url: str, query: dict[str, str] | None = None) -> tuple[int, Any]:
+    """The queries of a logged-in user's page on their second look at it, and the response.
+
+    The session's idle clock is written at most every few seconds
+    (authn.middleware.SEEN_AT_SLACK_SECONDS): the clock is held still over both requests, so
+    that the first writes it if due and the measured one never does, however slow the page.
+    """
+    with mock.patch("authn.middleware.time.time", return_value=time.time()):
+        client.get(url, query or {})
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(url, query or {})
+    return len(captured.captured_queries), response

@@ -21,6 +21,7 @@ from dms.selectors import REQUEST_ORDER, USER_ORDER, users_for_dms
 from dms.views import PAGE_SIZE
 from participants.models import DaDuty, Role, Smartcard, User, UserStatus
 from tests import factories
+from tests.helpers import page_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -97,11 +98,9 @@ def _get(client, url: str, **query: str) -> str:
 
 def _queries(client, url: str, query: dict[str, str]) -> tuple[int, int]:
     """The queries of one page, and its number of rows (a page with none asks one fewer)."""
-    # One request first: the session's idle clock is written at most every few seconds.
-    client.get(url, query)
-    with CaptureQueriesContext(connection) as captured:
-        page = _get(client, url, **query)
-    return len(captured.captured_queries), len(_shown(page, "users"))
+    queries, response = page_queries(client, url, query)
+    assert response.status_code == 200
+    return queries, len(_shown(response.content.decode(), "users"))
 
 
 def _deep(firm, **query: str) -> dict[str, str]:
@@ -174,10 +173,9 @@ def _request_queries(client, firm, status: str) -> tuple[int, int]:
 
 
 def _count_queries(client, url: str, query: dict[str, str]) -> int:
-    client.get(url, query)
-    with CaptureQueriesContext(connection) as captured:
-        _get(client, url, **query)
-    return len(captured.captured_queries)
+    queries, response = page_queries(client, url, query)
+    assert response.status_code == 200
+    return queries
 
 
 def _add_requests(firm, maker_da, checker_da, targets: list[User], *, start: int = 0) -> None:

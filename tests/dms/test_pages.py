@@ -9,8 +9,6 @@ import io
 import re
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -23,7 +21,7 @@ from dms.selectors import USER_ORDER, users_for_dms
 from dms.views import PAGE_SIZE
 from participants.models import User, UserStatus
 from tests import factories
-from tests.helpers import log_in_with_app
+from tests.helpers import log_in_with_app, page_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -211,13 +209,9 @@ def test_users_list_pages_by_fifty(maker, firm, maker_da):
 
 
 def _queries(client, url: str, **query: str) -> int:
-    # One request first: the session's idle clock is written at most every few seconds, and
-    # must not be written during the measured request only.
-    client.get(url, query)
-    with CaptureQueriesContext(connection) as captured:
-        response = client.get(url, query)
+    queries, response = page_queries(client, url, query)
     assert response.status_code == 200
-    return len(captured.captured_queries)
+    return queries
 
 
 def _add_users(firm, registered_by: User, count: int, start: int) -> list[User]:
