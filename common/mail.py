@@ -179,10 +179,11 @@ def _mergeable(merge: Merge, to: str, message_id: str) -> bool:
     values = [value for _mark, value in merge.values]
     return (
         all(value.isascii() and len(escape(value)) <= MERGED_LONGEST for value in values)
+        # "To: " and "Message-ID: " with the value inside 78 characters: written unfolded.
         and bool(PLAIN_ADDRESS.fullmatch(to))
         and len(to) <= 70
         and message_id.isascii()
-        and len(message_id) <= 70
+        and len(message_id) <= 64
         and "\r" not in message_id
         and "\n" not in message_id
     )
