@@ -14,7 +14,7 @@ composers are.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from django.conf import settings
 from django.db import transaction
@@ -322,7 +322,9 @@ def _remind(
 
 
 @transaction.atomic
-def reminders_send(*, participants: list[Participant], acting_user: User) -> int:
+def reminders_send(
+    *, participants: Sequence[Participant | readiness.Firm], acting_user: User
+) -> int:
     """Send the DAs of the chosen firms a reminder (staff's choice), in both languages,
     listing what their firm still has to do. Return the number of emails queued."""
     return _remind(

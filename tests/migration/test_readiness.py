@@ -184,3 +184,26 @@ def test_the_users_who_need_action_and_what_they_need(firm):
         "B50000U03": "set_up_2fa",
         "B50000U04": "register_email",
     }
+
+
+def test_the_pace_starts_from_each_firms_oldest_snapshot_of_the_week(firm):
+    late_joiner = factories.ParticipantFactory(participant_id="B00002", terminal=firm.terminal)
+    elsewhere = factories.ParticipantFactory(
+        participant_id="B00003", terminal=Terminal.objects.exclude(pk=firm.terminal_id).first()
+    )
+    ReadinessSnapshot.objects.bulk_create(
+        [
+            _snapshot(firm, 10, set_up=1),  # before the window
+            _snapshot(firm, 6, set_up=2),
+            _snapshot(firm, 2, set_up=3),
+            _snapshot(firm, 0, set_up=4),  # today's: not history
+            _snapshot(late_joiner, 3, set_up=5),
+            _snapshot(late_joiner, 1, set_up=6),
+            _snapshot(elsewhere, 5, set_up=7),
+        ]
+    )
+    history = readiness.history_by_firm(terminal=firm.terminal, today=TODAY)
+    assert {pk: [(past.day, past.set_up) for past in pasts] for pk, pasts in history.items()} == {
+        firm.pk: [(TODAY - dt.timedelta(days=6), 2)],
+        late_joiner.pk: [(TODAY - dt.timedelta(days=3), 5)],
+    }
