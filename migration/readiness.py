@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import connections, transaction
@@ -205,39 +205,51 @@ def forecast(
     PACE_DAYS days to now, per day. A firm behind with no gain, or no history, will not be
     ready at its pace; it is at risk if the deadline is still to come.
     """
+    return forecaster(deadline=deadline, today=today)(current, history)
+
+
+def forecaster(
+    *, deadline: Deadline | None, today: dt.date
+) -> Callable[[Figures, Sequence[Past | ReadinessSnapshot]], Forecast]:
+    """forecast() for many firms against one deadline: what they share is worked out once."""
     figure, of = _DEADLINE_FIGURE[deadline.kind] if deadline is not None else ("set_up", "users")
-    done, target = getattr(current, figure), getattr(current, of)
-    remaining = max(0, target - done)
     since = today - dt.timedelta(days=PACE_DAYS)
-    first = min(
-        (snap for snap in history if since <= snap.day < today),
-        key=lambda snap: snap.day,
-        default=None,
-    )
-    pace: float | None = None
-    if first is not None:
-        days = (today - first.day).days
-        pace = max(0.0, (done - getattr(first, figure)) / days) if days > 0 else None
-    if remaining == 0:
-        ready_on: dt.date | None = today
-    elif pace:
-        ready_on = today + dt.timedelta(days=math.ceil(remaining / pace))
-    else:
-        ready_on = None
-    at_risk = (
-        deadline is not None
-        and remaining > 0
-        and (ready_on is None or ready_on > timezone.localdate(deadline.at))
-    )
-    return Forecast(
-        figure=figure,
-        done=done,
-        target=target,
-        pace_per_day=pace,
-        ready_on=ready_on,
-        deadline=deadline,
-        at_risk=at_risk,
-    )
+    deadline_day = timezone.localdate(deadline.at) if deadline is not None else None
+
+    def one(current: Figures, history: Sequence[Past | ReadinessSnapshot]) -> Forecast:
+        done, target = getattr(current, figure), getattr(current, of)
+        remaining = max(0, target - done)
+        first = min(
+            (snap for snap in history if since <= snap.day < today),
+            key=lambda snap: snap.day,
+            default=None,
+        )
+        pace: float | None = None
+        if first is not None:
+            days = (today - first.day).days
+            pace = max(0.0, (done - getattr(first, figure)) / days) if days > 0 else None
+        if remaining == 0:
+            ready_on: dt.date | None = today
+        elif pace:
+            ready_on = today + dt.timedelta(days=math.ceil(remaining / pace))
+        else:
+            ready_on = None
+        at_risk = (
+            deadline_day is not None
+            and remaining > 0
+            and (ready_on is None or ready_on > deadline_day)
+        )
+        return Forecast(
+            figure=figure,
+            done=done,
+            target=target,
+            pace_per_day=pace,
+            ready_on=ready_on,
+            deadline=deadline,
+            at_risk=at_risk,
+        )
+
+    return one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,19 +338,12 @@ def terminal_readiness(
     figures = figures_by_firm(terminal=terminal)
     history = history_by_firm(terminal=terminal, today=today)
     deadline = next_deadlines([terminal]).get(terminal.pk)
-    rows = [
-        FirmReadiness(
-            participant=firm,
-            figures=figures.get(firm.pk, Figures()),
-            forecast=forecast(
-                current=figures.get(firm.pk, Figures()),
-                history=history.get(firm.pk, []),
-                deadline=deadline,
-                today=today,
-            ),
-        )
-        for firm in firms
-    ]
+    forecast_of = forecaster(deadline=deadline, today=today)
+    nothing = Figures()
+    rows = []
+    for firm in firms:
+        current = figures.get(firm.pk, nothing)
+        rows.append(FirmReadiness(firm, current, forecast_of(current, history.get(firm.pk, []))))
     rows.sort(key=lambda row: (not row.forecast.at_risk, row.participant.participant_id))
     return rows, deadline
 
