@@ -221,10 +221,11 @@ class _SmtpSession(asyncio.Protocol):
             self.recipients = []
             self.reply(b"250 OK")
         elif verb == b"RCPT":
-            address = line.split(b":", 1)[1].split(b">", 1)[0].strip().lstrip(b"<")
-            answer = self.handler.recipient(address.decode("utf-8", "replace"))
+            raw = line.split(b":", 1)[1].split(b">", 1)[0].strip().lstrip(b"<")
+            address = raw.decode("utf-8", "replace")
+            answer = self.handler.recipient(address)
             if answer.startswith(b"250"):
-                self.recipients.append(address.decode("utf-8", "replace"))
+                self.recipients.append(address)
             self.reply(answer)
         elif verb == b"DATA":
             if not self.recipients:

@@ -33,6 +33,13 @@ def _templates(settings, folder, name: str, subject: str, body: str, html: str) 
     settings.TEMPLATES = [{**engine, "DIRS": [folder]} for engine in settings.TEMPLATES]
 
 
+def _smtp(sink: SmtpSink):
+    """The portal's SMTP backend, talking to the sink."""
+    return get_connection(
+        "common.mail.SmtpBackend", host="127.0.0.1", port=sink.port, use_tls=False
+    )
+
+
 def _contexts(*login_ids: str) -> list[dict]:
     terminal = Terminal.objects.get(code="CCASS")
     return [
@@ -117,9 +124,7 @@ def test_the_message_is_written_as_the_standard_policy_writes_it():
 def test_the_smtp_backend_delivers_with_the_sender_and_recipient(settings):
     (context,) = _contexts("A0001U01")
     with SmtpSink() as sink:
-        connection = get_connection(
-            "common.mail.SmtpBackend", host="127.0.0.1", port=sink.port, use_tls=False
-        )
+        connection = _smtp(sink)
         messages = [
             email_message(email_render("activation", context), to=[f"user{n}@firm.example"])
             for n in range(2)
@@ -147,9 +152,7 @@ def _sent_through(sink: SmtpSink, addresses: list[str]) -> list[str]:
     """Send one activation to each address over one connection; return each one's outcome."""
     (context,) = _contexts("A0001U01")
     rendered = email_render("activation", context)
-    connection = get_connection(
-        "common.mail.SmtpBackend", host="127.0.0.1", port=sink.port, use_tls=False
-    )
+    connection = _smtp(sink)
     outcomes = []
     connection.open()
     try:
@@ -197,9 +200,7 @@ def test_a_refused_recipient_fails_that_email_alone_and_the_next_goes_through(pi
 def test_a_message_with_lines_that_begin_with_a_dot_arrives_as_written():
     body = ".\n..two dots\nplain\n."
     with SmtpSink() as sink:
-        connection = get_connection(
-            "common.mail.SmtpBackend", host="127.0.0.1", port=sink.port, use_tls=False
-        )
+        connection = _smtp(sink)
         message = EmailMessage("Dots", body, "portal@hkex.example", ["dots@firm.example"])
         assert connection.send_messages([message]) == 1
         (received,) = list(sink.handler.received)
@@ -210,9 +211,7 @@ def test_a_message_with_lines_that_begin_with_a_dot_arrives_as_written():
 def test_a_server_closing_with_421_is_left_and_the_email_can_be_tried_again():
     with SmtpSink() as sink:
         sink.handler.mode = "421"
-        connection = get_connection(
-            "common.mail.SmtpBackend", host="127.0.0.1", port=sink.port, use_tls=False
-        )
+        connection = _smtp(sink)
         message = EmailMessage("Later", "text", "portal@hkex.example", ["later@firm.example"])
         connection.open()  # one conversation, as the relay holds it
         with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
@@ -295,9 +294,7 @@ def test_a_merge_is_written_one_by_one_where_its_values_are_not_plain():
 def test_merged_messages_arrive_each_with_its_own_recipient_id_and_values():
     emails = _batch("A0001U01", "A0001U02", "A0001U03")
     with SmtpSink() as sink:
-        connection = get_connection(
-            "common.mail.SmtpBackend", host="127.0.0.1", port=sink.port, use_tls=False
-        )
+        connection = _smtp(sink)
         assert connection.send_messages(email_messages(emails)) == 3
         received = list(sink.handler.received)
     for mail, (rendered, to, message_id) in zip(received, emails, strict=True):
