@@ -44,6 +44,16 @@ class AuditAction(models.TextChoices):
     )
     MILESTONE_CARRIED_OUT = "milestone_carried_out", _("Milestone carried out")
     REMINDER_SENT = "reminder_sent", _("Reminder sent to the firm's DAs")
+    PASSWORD_CHANGED = "password_changed", _("Password changed")
+    OTP_CHANNEL_CHANGED = "otp_channel_changed", _("OTP channel changed")
+    BACKUP_CODES_RENEWED = "backup_codes_renewed", _("New backup codes issued")
+    EVENT_PUBLISHED = "event_published", _("Connectivity test published")
+    EVENT_RESCHEDULED = "event_rescheduled", _("Connectivity test rescheduled")
+    EVENT_REGISTERED = "event_registered", _("Firm registered for a connectivity test")
+    EVENT_WITHDRAWN = "event_withdrawn", _("Firm withdrawn from a connectivity test")
+    CONNECTIVITY_CHECKED = "connectivity_checked", _("Connectivity check completed")
+    ACCOUNT_RESTORED = "account_restored", _("Account changes of a test session undone")
+    SESSION_CHANGES_UNDONE = "session_changes_undone", _("Test session's account changes undone")
 
 
 class Outcome(models.TextChoices):

@@ -191,3 +191,41 @@ class LoginThrottle(models.Model):
                 settings.LOGIN_LOCKOUT_MAX_SECONDS,
             )
             self.locked_until = now + dt.timedelta(seconds=delay)
+
+
+class AccountSnapshot(models.Model):
+    """An account's credentials as they were when a connectivity-test session that is not
+    carried forward first changed them: what the session's undo puts back.
+
+    Taken once per user and session, before the first change (a password, an OTP device,
+    backup codes, 2FA initiation); accounts not changed in the session have none.
+    """
+
+    session = models.ForeignKey(
+        "migration.ConnectivitySession",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("session"),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    taken_at = models.DateTimeField(_("taken at"), default=timezone.now)
+    password = models.CharField(_("password hash"), max_length=128)
+    two_factor_ready_at = models.DateTimeField(null=True, blank=True)
+    # The user's device rows, field by field, as the undo re-creates them.
+    devices = models.JSONField(default=dict)
+    restored_at = models.DateTimeField(_("restored at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("account snapshot")
+        verbose_name_plural = _("account snapshots")
+        constraints = [
+            models.UniqueConstraint(fields=["session", "user"], name="account_snapshot_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"snapshot of {self.user_id} for session {self.session_id}"

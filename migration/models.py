@@ -241,3 +241,204 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant_id} {self.sent_at:%Y-%m-%d}"
+
+
+# Connectivity-test events ------------------------------------------------------------------
+
+
+class DataCentre(models.TextChoices):
+    PRIMARY = "primary", _("Primary Data Centre")
+    SECONDARY = "secondary", _("Secondary Data Centre")
+
+
+class TestEntry(models.TextChoices):
+    """A login entry a connectivity-test session opens, as the circular's schedule lists them."""
+
+    SMARTCARD_FUNCTIONS = (
+        "smartcard_functions",
+        _("Login with Smartcard - Online Functions and Overnight Report Download"),
+    )
+    SMARTCARD_DMS = "smartcard_dms", _("Login with Smartcard - Security Management Functions")
+    OTP_ONLINE = "otp_online", _("Login with OTP - Online Functions")
+    OTP_REPORTS = "otp_reports", _("Login with OTP - Overnight Report Download")
+    OTP_DMS = "otp_dms", _("Login with OTP - Security Management Functions")
+    INITIATION = "initiation", _("Initiation of 2FA (set-up of password and OTP channel)")
+
+
+class ConnectivityEvent(models.Model):
+    """A connectivity-test event of one terminal: a day, a registration deadline, sessions."""
+
+    terminal = models.ForeignKey(
+        Terminal,
+        on_delete=models.PROTECT,
+        related_name="connectivity_events",
+        verbose_name=_("terminal"),
+    )
+    title = models.CharField(_("title"), max_length=120, default="Post-release connectivity test")
+    day = models.DateField(_("day of the test"))
+    registration_deadline = models.DateTimeField(
+        _("registration deadline"),
+        help_text=_("Hong Kong time. Firms register on or before it."),
+    )
+    published_at = models.DateTimeField(_("published at"), null=True, blank=True, editable=False)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("published by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-day", "pk"]
+        verbose_name = _("connectivity-test event")
+        verbose_name_plural = _("connectivity-test events")
+
+    def __str__(self) -> str:
+        return f"{self.terminal}: {self.title} ({self.day:%Y-%m-%d})"
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+    def registration_open(self, now: dt.datetime) -> bool:
+        return self.is_published and now <= self.registration_deadline
+
+
+class ConnectivitySession(models.Model):
+    """One session of an event: when, at which data centre, which entries, and whether the
+    account changes made in it are carried forward (Session 2's are undone at its end)."""
+
+    event = models.ForeignKey(
+        ConnectivityEvent,
+        on_delete=models.CASCADE,
+        related_name="sessions",
+        verbose_name=_("event"),
+    )
+    position = models.PositiveSmallIntegerField(_("order"), default=1)
+    name = models.CharField(_("name"), max_length=60)
+    data_centre = models.CharField(_("data centre"), max_length=16, choices=DataCentre.choices)
+    starts_at = models.DateTimeField(_("starts at"), help_text=_("Hong Kong time."))
+    ends_at = models.DateTimeField(_("ends at"), help_text=_("Hong Kong time."))
+    entries = models.JSONField(
+        _("login entries open"),
+        default=list,
+        help_text=_("The login entries open in this session."),
+    )
+    carried_forward = models.BooleanField(
+        _("account changes carried forward"),
+        default=True,
+        help_text=_(
+            "If not, password, OTP device and backup-code changes made in this session are "
+            "undone when it ends."
+        ),
+    )
+    # The undo at the session's end, claimed once (not carried forward only).
+    undone_at = models.DateTimeField(_("changes undone at"), null=True, blank=True, editable=False)
+    undo_counts = models.JSONField(_("undo counts"), default=dict, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["event", "position", "starts_at"]
+        verbose_name = _("connectivity-test session")
+        verbose_name_plural = _("connectivity-test sessions")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="connectivity_session_ends_after_start",
+            ),
+        ]
+        indexes = [models.Index(fields=["starts_at", "ends_at"], name="connectivity_session_when")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_data_centre_display()})"
+
+    def is_running(self, now: dt.datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    def opens(self, entry: str) -> bool:
+        return entry in (self.entries or [])
+
+
+class ConnectivityRegistration(models.Model):
+    """A firm registered for an event by one of its DAs (withdrawing deletes it)."""
+
+    event = models.ForeignKey(
+        ConnectivityEvent,
+        on_delete=models.CASCADE,
+        related_name="registrations",
+        verbose_name=_("event"),
+    )
+    participant = models.ForeignKey(
+        Participant,
+        on_delete=models.CASCADE,
+        related_name="connectivity_registrations",
+        verbose_name=_("participant"),
+    )
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("registered by"),
+    )
+    registered_at = models.DateTimeField(_("registered at"))
+
+    class Meta:
+        ordering = ["event", "participant"]
+        verbose_name = _("connectivity-test registration")
+        verbose_name_plural = _("connectivity-test registrations")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "participant"], name="connectivity_registration_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id} for event {self.event_id}"
+
+
+class CheckMethod(models.TextChoices):
+    SMARTCARD = "smartcard", _("Smartcard")
+    OTP = "otp", _("OTP")
+
+
+class ConnectivityCheck(models.Model):
+    """A completed check: a user of a registered firm logged in during a session, once per
+    user, session, method and scope."""
+
+    session = models.ForeignKey(
+        ConnectivitySession,
+        on_delete=models.CASCADE,
+        related_name="checks",
+        verbose_name=_("session"),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="+", verbose_name=_("participant")
+    )
+    method = models.CharField(_("method"), max_length=16, choices=CheckMethod.choices)
+    scope = models.CharField(_("scope"), max_length=16)
+    at = models.DateTimeField(_("completed at"))
+
+    class Meta:
+        ordering = ["session", "participant", "user", "at"]
+        verbose_name = _("connectivity check")
+        verbose_name_plural = _("connectivity checks")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "user", "method", "scope"], name="connectivity_check_once"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["participant", "session"], name="connectivity_check_firm"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.method} {self.scope} in session {self.session_id}"
