@@ -4,7 +4,7 @@ from django.views.i18n import JavaScriptCatalog
 
 from ccass import health, views
 from ccass.admin_site import install_otp_admin
-from migration.views import readiness_dashboard
+from migration.views import connectivity_results, readiness_dashboard
 
 install_otp_admin()
 
@@ -16,6 +16,11 @@ urlpatterns = [
         "admin/readiness/",
         admin.site.admin_view(readiness_dashboard),
         name="readiness-dashboard",
+    ),
+    path(
+        "admin/connectivity/<int:event_id>/results/",
+        admin.site.admin_view(connectivity_results),
+        name="connectivity-results",
     ),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),

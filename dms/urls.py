@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dms import audit_views, bulk_views, views
+from dms import audit_views, bulk_views, event_views, views
 
 app_name = "dms"
 urlpatterns = [
@@ -21,6 +21,10 @@ urlpatterns = [
     path("bulk/<int:batch_id>/progress/", bulk_views.bulk_progress, name="bulk-progress"),
     path("bulk/<int:batch_id>/submit/", bulk_views.bulk_submit, name="bulk-submit"),
     path("bulk/<int:batch_id>/result.csv", bulk_views.bulk_result, name="bulk-result"),
+    path("events/", event_views.event_list, name="events"),
+    path("events/<int:event_id>/", event_views.event_detail, name="event-detail"),
+    path("events/<int:event_id>/register/", event_views.event_register, name="event-register"),
+    path("events/<int:event_id>/withdraw/", event_views.event_withdraw, name="event-withdraw"),
     path("audit/", audit_views.audit_list, name="audit-list"),
     path("audit/export.csv", audit_views.audit_csv, name="audit-csv"),
     path("audit/exports/<int:export_id>/", audit_views.audit_export, name="audit-export"),

@@ -84,6 +84,23 @@ def hong_kong_at(day: dt.date, at: dt.time) -> dt.datetime:
     return dt.datetime.combine(day, at, tzinfo=HONG_KONG)
 
 
+def circular_sessions_create(event: ConnectivityEvent) -> list[ConnectivitySession]:
+    """Give the event the circular's two sessions, on its day."""
+    return ConnectivitySession.objects.bulk_create(
+        ConnectivitySession(
+            event=event,
+            position=position,
+            name=template.name,
+            data_centre=template.data_centre,
+            starts_at=hong_kong_at(event.day, template.starts),
+            ends_at=hong_kong_at(event.day, template.ends),
+            entries=[entry.value for entry in template.entries],
+            carried_forward=template.carried_forward,
+        )
+        for position, template in enumerate(CIRCULAR_SESSIONS, start=1)
+    )
+
+
 def event_from_circular(
     *, terminal: Terminal, day: dt.date, deadline: dt.datetime | None = None
 ) -> ConnectivityEvent:
@@ -94,43 +111,11 @@ def event_from_circular(
         event = ConnectivityEvent.objects.create(
             terminal=terminal, day=day, registration_deadline=deadline
         )
-        ConnectivitySession.objects.bulk_create(
-            ConnectivitySession(
-                event=event,
-                position=position,
-                name=template.name,
-                data_centre=template.data_centre,
-                starts_at=hong_kong_at(day, template.starts),
-                ends_at=hong_kong_at(day, template.ends),
-                entries=[entry.value for entry in template.entries],
-                carried_forward=template.carried_forward,
-            )
-            for position, template in enumerate(CIRCULAR_SESSIONS, start=1)
-        )
+        circular_sessions_create(event)
     return event
 
 
-# What is running -------------------------------------------------------------------------
-
-
-def running_session(
-    terminal: Terminal | int | None, now: dt.datetime | None = None
-) -> ConnectivitySession | None:
-    """The published event's session running now on the terminal, if any (one query)."""
-    if terminal is None:
-        return None
-    now = now or timezone.now()
-    return (
-        ConnectivitySession.objects.select_related("event")
-        .filter(
-            event__terminal=terminal,
-            event__published_at__isnull=False,
-            starts_at__lte=now,
-            ends_at__gt=now,
-        )
-        .order_by("starts_at")
-        .first()
-    )
+# Registered firms -------------------------------------------------------------------------
 
 
 def is_registered(event: ConnectivityEvent | int, participant: Participant | int | None) -> bool:
@@ -335,3 +320,29 @@ def login_scope_entry(method: str, scope: str, *, console: str) -> TestEntry | N
         "reports": TestEntry.OTP_REPORTS,
         "dms": TestEntry.OTP_DMS,
     }.get(scope)
+
+
+# The DMS's reads -------------------------------------------------------------------------
+
+
+def published_event_for_firm(event_id: int, participant: Participant) -> ConnectivityEvent | None:
+    """Return the published event of the firm's terminal with this id, with its sessions;
+    None for any other (unpublished, another terminal's, missing): the DMS answers 404 alike."""
+    return (
+        ConnectivityEvent.objects.filter(
+            pk=event_id, terminal_id=participant.terminal_id, published_at__isnull=False
+        )
+        .prefetch_related("sessions")
+        .first()
+    )
+
+
+def firm_registrations(
+    participant: Participant, events: list[ConnectivityEvent]
+) -> dict[int, ConnectivityRegistration]:
+    """Return the firm's registrations for these events by event id, with the DA who
+    registered (one query, however many events)."""
+    registrations = ConnectivityRegistration.objects.filter(
+        participant=participant, event__in=events
+    ).select_related("registered_by")
+    return {registration.event_id: registration for registration in registrations}

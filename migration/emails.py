@@ -1,8 +1,11 @@
-"""The programme's emails to DAs, through the outbox: the kick-off, and a moved date."""
+"""The programme's emails to DAs, through the outbox: the kick-off, a moved date, a reminder,
+and a connectivity-test event published or moved."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +16,8 @@ from outbox.models import OutboxEmail
 MILESTONE_KICKOFF = "milestone-kickoff"
 MILESTONE_RESCHEDULED = "milestone-rescheduled"
 READINESS_REMINDER = "readiness-reminder"
+CONNECTIVITY_PUBLISHED = "connectivity-published"
+CONNECTIVITY_RESCHEDULED = "connectivity-rescheduled"
 
 
 def _milestone(row: OutboxEmail) -> Any:
@@ -80,6 +85,74 @@ def _reminder_context(row: OutboxEmail) -> dict[str, Any]:
     }
 
 
+# Connectivity-test events ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _ScheduledSession:
+    session: Any
+    # The entries' labels, lazy: each language block of the template shows its own.
+    entries: list[Any]
+    # Its end as a time alone when it ends on the day it starts, else with its date.
+    ends_format: str
+
+
+def _event(row: OutboxEmail) -> Any:
+    from migration.models import ConnectivityEvent
+
+    event = (
+        ConnectivityEvent.objects.select_related("terminal")
+        .prefetch_related("sessions")
+        .filter(pk=row.params.get("event_id"), published_at__isnull=False)
+        .first()
+    )
+    if event is None:
+        raise NothingToSend("The connectivity-test event no longer exists")
+    return event
+
+
+def _schedule_context(event: Any) -> dict[str, Any]:
+    """The event's schedule as it is when the email goes out, whatever it was when queued."""
+    from django.utils import timezone
+
+    from migration.models import TestEntry
+
+    labels = dict(TestEntry.choices)
+    sessions = [
+        _ScheduledSession(
+            session=session,
+            entries=[labels[entry] for entry in session.entries if entry in labels],
+            ends_format=(
+                "H:i"
+                if timezone.localdate(session.starts_at) == timezone.localdate(session.ends_at)
+                else "j F Y H:i"
+            ),
+        )
+        for session in sorted(event.sessions.all(), key=lambda s: (s.position, s.starts_at))
+    ]
+    return {
+        "terminal": event.terminal,
+        "event": event,
+        "day": event.day,
+        "deadline": event.registration_deadline,
+        "sessions": sessions,
+        "link": f"{settings.SITE_URL}/dms/events/{event.pk}/",
+    }
+
+
+def _connectivity_published_context(row: OutboxEmail) -> dict[str, Any]:
+    return _schedule_context(_event(row))
+
+
+def _connectivity_rescheduled_context(row: OutboxEmail) -> dict[str, Any]:
+    event = _event(row)
+    changes = []
+    for change in json.loads(row.params.get("changes") or "[]"):
+        parse = dt.date.fromisoformat if change["what"] == "day" else dt.datetime.fromisoformat
+        changes.append({**change, "old": parse(change["old"]), "new": parse(change["new"])})
+    return {**_schedule_context(event), "changes": changes}
+
+
 def register_emails() -> None:
     register(MILESTONE_KICKOFF, Composer(template="milestone-kickoff", context=_kickoff_context))
     register(
@@ -87,3 +160,11 @@ def register_emails() -> None:
         Composer(template="milestone-rescheduled", context=_rescheduled_context),
     )
     register(READINESS_REMINDER, Composer(template="readiness-reminder", context=_reminder_context))
+    register(
+        CONNECTIVITY_PUBLISHED,
+        Composer(template="connectivity-published", context=_connectivity_published_context),
+    )
+    register(
+        CONNECTIVITY_RESCHEDULED,
+        Composer(template="connectivity-rescheduled", context=_connectivity_rescheduled_context),
+    )

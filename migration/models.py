@@ -308,6 +308,14 @@ class ConnectivityEvent(models.Model):
         return self.is_published and now <= self.registration_deadline
 
 
+class ConnectivitySessionQuerySet(models.QuerySet["ConnectivitySession"]):
+    def running(self, now: dt.datetime) -> ConnectivitySessionQuerySet:
+        """The sessions of published events running at `now`, the earliest first."""
+        return self.filter(
+            event__published_at__isnull=False, starts_at__lte=now, ends_at__gt=now
+        ).order_by("starts_at")
+
+
 class ConnectivitySession(models.Model):
     """One session of an event: when, at which data centre, which entries, and whether the
     account changes made in it are carried forward (Session 2's are undone at its end)."""
@@ -339,6 +347,8 @@ class ConnectivitySession(models.Model):
     # The undo at the session's end, claimed once (not carried forward only).
     undone_at = models.DateTimeField(_("changes undone at"), null=True, blank=True, editable=False)
     undo_counts = models.JSONField(_("undo counts"), default=dict, blank=True, editable=False)
+
+    objects = ConnectivitySessionQuerySet.as_manager()
 
     class Meta:
         ordering = ["event", "position", "starts_at"]

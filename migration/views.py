@@ -1,21 +1,32 @@
-"""Staff's readiness dashboard (behind the admin's 2FA: ccass/urls.py wraps it)."""
+"""Staff's readiness dashboard and connectivity-test results (behind the admin's 2FA:
+ccass/urls.py wraps them)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import heapq
+import itertools
 from collections.abc import Iterator
 
 from django.contrib import admin, messages
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
 from common.csv_export import csv_response
-from migration import charts, readiness, services
-from participants.models import Terminal
+from migration import charts, connectivity, readiness, services
+from migration.models import (
+    ConnectivityCheck,
+    ConnectivityEvent,
+    ConnectivityRegistration,
+    ConnectivitySession,
+)
+from participants.models import Participant, Scope, Terminal, User
 
 # Firms per page of the table: the page renders the same whatever the number of firms.
 # As the DMS lists: a page a person reads, and a render that stays small beside the query.
@@ -173,6 +184,136 @@ def readiness_dashboard(request: HttpRequest) -> HttpResponseBase:
             "at_risk": sum(1 for row in all_rows if row.forecast.at_risk),
             "params": request.GET,
             "title": _("Readiness"),
+            **admin.site.each_context(request),
+        },
+    )
+
+
+# Connectivity-test results ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Check:
+    method: str
+    scope: str
+    at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class _UserChecks:
+    user: User
+    # One list per session of the event, in the sessions' order.
+    sessions: list[list[_Check]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _FirmChecks:
+    participant: Participant
+    users: list[_UserChecks]
+
+
+def _by_firm(
+    checks: list[ConnectivityCheck], sessions: list[ConnectivitySession]
+) -> list[_FirmChecks]:
+    """The checks (ordered firm by firm, user by user) as firm -> users -> sessions."""
+    column = {session.pk: index for index, session in enumerate(sessions)}
+    scopes = dict(Scope.choices)
+    firms = []
+    for _pk, firm_checks in itertools.groupby(checks, key=lambda check: check.participant_id):
+        users = []
+        participant = None
+        for _user, user_checks in itertools.groupby(firm_checks, key=lambda check: check.user_id):
+            cells: list[list[_Check]] = [[] for _session in sessions]
+            user = None
+            for check in user_checks:
+                participant, user = check.participant, check.user
+                cells[column[check.session_id]].append(
+                    _Check(
+                        method=check.get_method_display(),
+                        scope=str(scopes.get(check.scope, check.scope)),
+                        at=check.at,
+                    )
+                )
+            assert user is not None
+            users.append(_UserChecks(user=user, sessions=cells))
+        assert participant is not None
+        firms.append(_FirmChecks(participant=participant, users=users))
+    return firms
+
+
+CSV_COLUMNS = [
+    "participant_id",
+    "firm",
+    "login_id",
+    "session",
+    "data_centre",
+    "method",
+    "scope",
+    "completed_at",
+]
+
+
+def _results_csv_rows(
+    event: ConnectivityEvent, without_check: list[ConnectivityRegistration]
+) -> Iterator[list[str]]:
+    """One row per check, and one with empty check columns per registered firm without any,
+    firm by firm (both come ordered by participant ID)."""
+    yield CSV_COLUMNS
+    checks = (
+        [
+            check.participant.participant_id,
+            check.participant.name,
+            check.user.login_id,
+            check.session.name,
+            check.session.data_centre,
+            check.method,
+            check.scope,
+            timezone.localtime(check.at, connectivity.HONG_KONG).strftime("%Y-%m-%d %H:%M:%S"),
+        ]
+        for check in connectivity.event_checks(event).iterator(chunk_size=2000)
+    )
+    firms = (
+        [r.participant.participant_id, r.participant.name, "", "", "", "", "", ""]
+        for r in without_check
+    )
+    yield from heapq.merge(checks, firms, key=lambda row: row[0])
+
+
+@require_http_methods(["GET", "HEAD"])
+def connectivity_results(request: HttpRequest, event_id: int) -> HttpResponseBase:
+    """Which checks each firm's users completed in each session of the event, the totals,
+    and the registered firms none of whose users completed one; or all of it as CSV."""
+    event = get_object_or_404(ConnectivityEvent.objects.select_related("terminal"), pk=event_id)
+    registrations = list(connectivity.registered_firms(event))
+    if request.GET.get("format") == "csv":
+        # Which firms have checks, in one query, rather than holding every check for it.
+        checked = set(
+            connectivity.event_checks(event)
+            .order_by()
+            .values_list("participant_id", flat=True)
+            .distinct()
+        )
+        without = [r for r in registrations if r.participant_id not in checked]
+        return csv_response(
+            _results_csv_rows(event, without),
+            filename=f"connectivity-{event.terminal.code}-{event.day.isoformat()}.csv",
+        )
+    totals = connectivity.session_totals(event)
+    sessions = [total.session for total in totals]
+    checks = list(connectivity.event_checks(event))
+    checked = {check.participant_id for check in checks}
+    return render(
+        request,
+        "migration/connectivity_results.html",
+        {
+            "event": event,
+            "totals": totals,
+            "sessions": sessions,
+            "firms": _by_firm(checks, sessions),
+            "registrations": registrations,
+            "without_check": [r for r in registrations if r.participant_id not in checked],
+            "title": _("Results of the connectivity test"),
+            "opts": ConnectivityEvent._meta,
             **admin.site.each_context(request),
         },
     )

@@ -139,3 +139,28 @@ class ReportFileFactory(factory.django.DjangoModelFactory):
     business_date = factory.LazyFunction(lambda: timezone.localdate())
     title = "Settlement report"
     file = factory.django.FileField(filename="report.csv", data=b"a,b\n1,2\n")
+
+
+class ConnectivityEventFactory(factory.django.DjangoModelFactory):
+    """A published connectivity-test event on CCASS two weeks ahead, with the circular's two
+    sessions and deadline (sessions=False: no sessions; published_at=None: unpublished)."""
+
+    class Meta:
+        model = "migration.ConnectivityEvent"
+        skip_postgeneration_save = True
+
+    terminal = factory.LazyFunction(lambda: terminal("CCASS"))
+    day = factory.LazyFunction(lambda: timezone.localdate() + dt.timedelta(days=14))
+    registration_deadline = factory.LazyAttribute(
+        lambda e: dt.datetime.combine(
+            e.day - dt.timedelta(days=8), dt.time(23, 59), tzinfo=timezone.get_default_timezone()
+        )
+    )
+    published_at = factory.LazyFunction(timezone.now)
+
+    @factory.post_generation
+    def sessions(self, create: bool, extracted: bool | None, **kwargs: object) -> None:
+        from migration.connectivity import circular_sessions_create
+
+        if create and extracted is not False:
+            circular_sessions_create(self)

@@ -19,13 +19,14 @@ from django.test import Client
 from django.urls import URLPattern, reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from audit.models import AuditEvent
+from audit.models import AuditAction, AuditEvent
 from authn import sessions
 from authn.models import ActivationToken, EmailOTPDevice
 from dms import bulk, services
 from dms import urls as dms_urls
 from dms.models import ChangeRequest, RequestKind, RequestStatus
-from migration.models import Programme
+from migration import connectivity
+from migration.models import CheckMethod, ConnectivityEvent, ConnectivityRegistration, Programme
 from participants.models import User, UserStatus
 from tests import certs, factories
 from tests.factories import CARD_PASSWORD, USER_PASSWORD
@@ -47,6 +48,9 @@ FORBIDDEN = "403, nothing changed"
 NOT_ALLOWED = "405, nothing changed"
 NOT_FOUND = "404, nothing changed"
 LOGIN = "302 to a login page, nothing changed"
+REGISTERED = "302, the DA's firm registered"
+WITHDRAWN = "302, the DA's firm withdrawn"
+NOTHING_TO_WITHDRAW = "302, not registered, nothing changed"
 
 GET, POST, PUT, DELETE = "GET", "POST", "PUT", "DELETE"
 METHODS = (GET, POST, PUT, DELETE)
@@ -139,6 +143,25 @@ MATRIX: dict[tuple[str, str], tuple[str, str, str]] = {
     ("audit-csv", POST):                   _405,
     ("audit-csv", PUT):                    _405,
     ("audit-csv", DELETE):                 _405,
+    # The events of the DA's terminal; both firms are on CCASS, so the other firm's DA sees the
+    # event too, with its own firm's registration and results, and registers its own firm. Any
+    # DA may: registering is no request and needs no checker.
+    ("events", GET):                       (OK,          OK,          OK),
+    ("events", POST):                      _405,
+    ("events", PUT):                       _405,
+    ("events", DELETE):                    _405,
+    ("event-detail", GET):                 (OK,          OK,          OK),
+    ("event-detail", POST):                _405,
+    ("event-detail", PUT):                 _405,
+    ("event-detail", DELETE):              _405,
+    ("event-register", GET):               _405,
+    ("event-register", POST):              (REGISTERED,  REGISTERED,  REGISTERED),
+    ("event-register", PUT):               _405,
+    ("event-register", DELETE):            _405,
+    ("event-withdraw", GET):               _405,
+    ("event-withdraw", POST):              (WITHDRAWN,   WITHDRAWN,   NOTHING_TO_WITHDRAW),
+    ("event-withdraw", PUT):               _405,
+    ("event-withdraw", DELETE):            _405,
 }  # fmt: skip
 
 DMS_ACTORS = ("maker", "checker", "other_firm_da")
@@ -184,6 +207,11 @@ class World:
     other_firm_pending: ChangeRequest
     bulk_checkers_row: ChangeRequest
     bulk_third_das_row: ChangeRequest
+    # A published CCASS event the first firm registered for (by its checker), with a check of
+    # its user; another nobody registered for; and a CCMS event no CCASS firm may see.
+    event: ConnectivityEvent
+    fresh_event: ConnectivityEvent
+    ccms_event: ConnectivityEvent
 
 
 @pytest.fixture
@@ -211,6 +239,12 @@ def world(
         )
         return bulk.bulk_submit(batch=batch, acting_user=maker_da)
 
+    event = factories.ConnectivityEventFactory(terminal=firm.terminal)
+    connectivity.registration_register(event_id=event.pk, participant=firm, acting_user=checker_da)
+    connectivity.check_record(
+        session=event.sessions.get(position=1), user=user, method=CheckMethod.OTP, scope="online"
+    )
+
     return World(
         maker=maker_da,
         checker=checker_da,
@@ -226,6 +260,9 @@ def world(
             f"{checker_da.login_id},checker.new@firm.example\n".encode()
         ),
         bulk_third_das_row=bulk_request(f"{third_da.login_id},da3.new@firm.example\n".encode()),
+        event=event,
+        fresh_event=factories.ConnectivityEventFactory(terminal=firm.terminal),
+        ccms_event=factories.ConnectivityEventFactory(terminal=factories.terminal("CCMS")),
     )
 
 
@@ -315,6 +352,14 @@ URLS: dict[str, Url] = {
     ),
     "audit-list": Url("audit-list", lambda w: reverse("dms:audit-list")),
     "audit-csv": Url("audit-csv", lambda w: reverse("dms:audit-csv")),
+    "events": Url("events", lambda w: reverse("dms:events")),
+    "event-detail": Url("event-detail", lambda w: reverse("dms:event-detail", args=[w.event.pk])),
+    "event-register": Url(
+        "event-register", lambda w: reverse("dms:event-register", args=[w.fresh_event.pk])
+    ),
+    "event-withdraw": Url(
+        "event-withdraw", lambda w: reverse("dms:event-withdraw", args=[w.event.pk])
+    ),
 }
 
 
@@ -419,6 +464,11 @@ def snapshot() -> dict[str, Any]:
             )
         ),
         "audit": AuditEvent.objects.count(),
+        "registrations": list(
+            ConnectivityRegistration.objects.order_by("pk").values_list(
+                "pk", "event_id", "participant_id", "registered_by_id"
+            )
+        ),
         "devices": (
             TOTPDevice.objects.count(),
             EmailOTPDevice.objects.count(),
@@ -529,6 +579,9 @@ def test_dms_access_matrix(client, world, card_ca, settings, url_key, method, ac
             else:
                 assert response["Location"] == reverse("dms:request-list")
             return
+        if outcome in (REGISTERED, WITHDRAWN, NOTHING_TO_WITHDRAW):
+            check_registration(world, url_key, outcome, acting, response, before, after)
+            return
         decided = url.decided(world)
         decided.refresh_from_db()
         assert response["Location"] == reverse("dms:request-detail", args=[decided.pk])
@@ -545,6 +598,45 @@ def test_dms_access_matrix(client, world, card_ca, settings, url_key, method, ac
             assert messages_of(response) == ["Request rejected."]
         return
     assert after == before
+
+
+def check_registration(
+    world: World,
+    url_key: str,
+    outcome: str,
+    acting: User,
+    response: Any,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    """A registration or withdrawal took effect at once, for the DA's own firm only."""
+    event = world.fresh_event if url_key == "event-register" else world.event
+    assert response["Location"] == reverse("dms:event-detail", args=[event.pk])
+    mine = ConnectivityRegistration.objects.filter(event=event, participant=acting.participant)
+    # No request is made, no user changes, and the other firm's registrations stay as they were.
+    assert (after["requests"], after["users"]) == (before["requests"], before["users"])
+    others = [row for row in after["registrations"] if row[2] != acting.participant_id]
+    assert others == [row for row in before["registrations"] if row[2] != acting.participant_id]
+    if outcome == REGISTERED:
+        assert mine.get().registered_by == acting
+        assert after["audit"] == before["audit"] + 1
+        assert AuditEvent.objects.filter(
+            action=AuditAction.EVENT_REGISTERED, actor=acting, participant=acting.participant
+        ).exists()
+        assert messages_of(response) == ["Your firm is registered for the connectivity test."]
+    elif outcome == WITHDRAWN:
+        assert not mine.exists()
+        assert after["audit"] == before["audit"] + 1
+        assert AuditEvent.objects.filter(
+            action=AuditAction.EVENT_WITHDRAWN, actor=acting, participant=acting.participant
+        ).exists()
+        assert messages_of(response) == [
+            "Your firm's registration for the connectivity test is withdrawn."
+        ]
+    else:
+        assert outcome == NOTHING_TO_WITHDRAW
+        assert after == before
+        assert messages_of(response) == ["Your firm was not registered for the connectivity test."]
 
 
 # Another firm's objects -----------------------------------------------------------------------
@@ -584,6 +676,14 @@ FOREIGN_URLS: dict[str, tuple[Callable[[World, int | None], str], dict[str, str]
         lambda w, pk: reverse("dms:request-decide", args=[pk or w.other_firm_pending.pk, "reject"]),
         {"reason": "Not yours."},
     ),
+    # Another terminal's event: a CCASS firm's DA may not see it, nor register for it.
+    **{
+        name: (
+            lambda w, pk, name=name: reverse(f"dms:{name}", args=[pk or w.ccms_event.pk]),
+            {},
+        )
+        for name in ("event-detail", "event-register", "event-withdraw")
+    },
 }
 
 
@@ -596,7 +696,14 @@ def test_another_firms_object_is_404_like_a_missing_one(
     build, data = FOREIGN_URLS[url_key]
     log_in_as(client, actor, world, card_ca, settings)
     foreign_user = User.objects.get(pk=world.other_firm_user.pk)
-    missing_id = max(User.objects.latest("pk").pk, ChangeRequest.objects.latest("pk").pk) + 1000
+    missing_id = (
+        max(
+            User.objects.latest("pk").pk,
+            ChangeRequest.objects.latest("pk").pk,
+            ConnectivityEvent.objects.latest("pk").pk,
+        )
+        + 1000
+    )
     before = snapshot()
 
     foreign = send(client, method, build(world, None), data)
