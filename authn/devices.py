@@ -10,6 +10,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
+from authn import rehearsal
 from authn.models import BackupCodeDevice, EmailOTPDevice
 from participants.models import User
 
@@ -38,8 +39,19 @@ def primary_channel(user: User) -> tuple[str, int] | None:
     return None
 
 
+def unconfirmed_device_create(*, user: User, channel: str) -> Device:
+    """Create a new, unconfirmed device for `channel` ("app" or "email"), in place of any
+    other unconfirmed one of the user's: it counts only once proven with a code from it."""
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    EmailOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    if channel == "app":
+        return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+    return EmailOTPDevice.objects.create(user=user, name="Email", confirmed=False)
+
+
 def backup_codes_issue(*, user: User) -> list[str]:
     """Replace the user's backup codes with a fresh set and return them (shown once)."""
+    rehearsal.account_change_guard(user=user)
     BackupCodeDevice.objects.filter(user=user).delete()
     backup = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
     return backup.generate_codes(settings.BACKUP_CODE_COUNT)
@@ -47,6 +59,7 @@ def backup_codes_issue(*, user: User) -> list[str]:
 
 def otp_devices_remove(*, user: User) -> None:
     """Remove every OTP device of the user, who must then set 2FA up again."""
+    rehearsal.account_change_guard(user=user)
     TOTPDevice.objects.filter(user=user).delete()
     EmailOTPDevice.objects.filter(user=user).delete()
     BackupCodeDevice.objects.filter(user=user).delete()

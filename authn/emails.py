@@ -1,4 +1,5 @@
-"""The emails authn sends through the outbox: OTP codes and activation links.
+"""The emails authn sends through the outbox: OTP codes, activation links, and the notice
+that a user changed their own credentials.
 
 The code or link is issued by the relay when it first sends the email (`prepare`), derived
 from the outbox row (`outbox.composers.row_secret`): nothing secret is stored in clear or
@@ -13,16 +14,28 @@ import math
 from typing import Any
 
 from django.conf import settings
+from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from authn.models import EmailOTPDevice
 from outbox.composers import Composer, NothingToSend, Outcomes, register, row_secret
 from outbox.models import OutboxEmail
+from outbox.services import email_queue
 from participants.models import User
 
 OTP_CODE = "otp-code"
 ACTIVATION = "activation"
+CREDENTIALS_CHANGED = "credentials-changed"
+
+
+class CredentialChange(models.TextChoices):
+    """What a user changed of their own credentials (authn.account), as the notice says."""
+
+    PASSWORD = "password"
+    OTP_CHANNEL = "otp_channel"
+    BACKUP_CODES = "backup_codes"
 
 
 def _otp_code(row: OutboxEmail) -> str:
@@ -115,6 +128,39 @@ def _activation_contexts(rows: list[OutboxEmail]) -> Outcomes:
     return contexts
 
 
+def credentials_changed_notify(
+    *, user: User, change: str, at: dt.datetime, detail: dict[str, str] | None = None
+) -> None:
+    """Tell the user at their designated address what of their credentials changed, and when.
+
+    The parameters say which change it was, never its secret: no password, no code.
+    """
+    email_queue(
+        kind=CREDENTIALS_CHANGED,
+        to=user.email,
+        params={"user_id": user.pk, "change": change, "at": at.isoformat(), **(detail or {})},
+    )
+
+
+def _credentials_changed_context(row: OutboxEmail) -> dict[str, Any]:
+    user = (
+        User.objects.select_related("participant__terminal")
+        .filter(pk=row.params.get("user_id"))
+        .first()
+    )
+    if user is None:
+        raise NothingToSend("The user no longer exists")
+    at = parse_datetime(str(row.params.get("at", ""))) or row.created_at
+    return {
+        "login_id": user.login_id,
+        "change": row.params.get("change", ""),
+        "old_channel": row.params.get("from", ""),
+        "new_channel": row.params.get("to", ""),
+        "at": at,
+        "terminal": user.participant.terminal if user.participant else None,
+    }
+
+
 def register_emails() -> None:
     register(
         OTP_CODE,
@@ -134,4 +180,8 @@ def register_emails() -> None:
             prepare_many=_activation_prepare_many,
             merge=("login_id", "link"),
         ),
+    )
+    register(
+        CREDENTIALS_CHANGED,
+        Composer(template="credentials-changed", context=_credentials_changed_context),
     )

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from authn import sessions
 from migration import phases
-from migration.models import Milestone, Phase
+from migration.models import ConnectivitySession, Milestone, Phase, TestEntry
 from participants.models import Scope, Terminal
 
 # The labels participants know from the circulars.
@@ -24,6 +24,11 @@ LABEL_SMARTCARD_DMS = _("Login with Smartcard - Security Management Functions")
 LABEL_OTP_DMS = _("Login with OTP - Security Management Functions")
 
 OTP_SCOPES = (Scope.ONLINE, Scope.REPORTS, Scope.DMS)
+OTP_TEST_ENTRY = {
+    Scope.ONLINE: TestEntry.OTP_ONLINE,
+    Scope.REPORTS: TestEntry.OTP_REPORTS,
+    Scope.DMS: TestEntry.OTP_DMS,
+}
 # A smartcard entry logs in for every scope it names, as on the legacy terminal.
 SMARTCARD_ENTRIES: dict[str, tuple[Scope, ...]] = {
     "functions": (Scope.ONLINE, Scope.REPORTS),
@@ -45,6 +50,8 @@ class TerminalEntries:
     entries: list[Entry]
     smartcard_ended: bool
     next_milestone: Milestone | None = None
+    # A connectivity-test session running now: the page shows a banner, and its entries.
+    connectivity_session: ConnectivitySession | None = None
 
 
 def entries_for(
@@ -52,7 +59,10 @@ def entries_for(
 ) -> TerminalEntries:
     """Return the entries of the "functions" landing (`/`) or the "dms" landing (`/dms/`)."""
     phase = phases.terminal_phase(terminal)
-    smartcard_open = phases.smartcard_login_open(terminal)
+    smartcard_open = phases.entry_open(
+        terminal, TestEntry.SMARTCARD_DMS if console == "dms" else TestEntry.SMARTCARD_FUNCTIONS
+    )
+    session = phases.connectivity_session(terminal)
     slug = terminal.slug
     entries: list[Entry] = []
     smartcard_entry = "dms" if console == "dms" else "functions"
@@ -70,14 +80,17 @@ def entries_for(
             ]
         )
         for scope, label in otp:
+            if not phases.entry_open(terminal, OTP_TEST_ENTRY[scope]):
+                continue
             url = reverse("authn:otp-login", kwargs={"terminal": slug, "scope": scope.value})
             entries.append(Entry(label=label, url=url, method="otp"))
     return TerminalEntries(
         terminal=terminal,
         phase=phase,
         entries=entries,
-        smartcard_ended=not smartcard_open,
+        smartcard_ended=not smartcard_open and session is None,
         next_milestone=next_milestone,
+        connectivity_session=session,
     )
 
 

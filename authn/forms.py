@@ -63,7 +63,9 @@ class OtpForm(forms.Form):
     )
 
 
-class SetupPasswordForm(forms.Form):
+class NewPasswordForm(forms.Form):
+    """A new password, typed twice: the two must be the same."""
+
     password1 = forms.CharField(
         label=_("New password"),
         strip=False,
@@ -77,21 +79,30 @@ class SetupPasswordForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
-    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
-        self.user = user
-        super().__init__(*args, **kwargs)
-
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         first, second = cleaned.get("password1"), cleaned.get("password2")
         if first and second and first != second:
             self.add_error("password2", _("The two passwords differ."))
         elif first:
-            try:
-                password_validation.validate_password(first, self.user)
-            except forms.ValidationError as error:
-                self.add_error("password1", error)
+            self.new_password_check(first)
         return cleaned
+
+    def new_password_check(self, password: str) -> None:
+        """Refuse a new password typed the same twice by an error on password1, if it must be
+        refused here: this form refuses none."""
+
+
+class SetupPasswordForm(NewPasswordForm):
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def new_password_check(self, password: str) -> None:
+        try:
+            password_validation.validate_password(password, self.user)
+        except forms.ValidationError as error:
+            self.add_error("password1", error)
 
 
 class ChannelForm(forms.Form):
@@ -113,3 +124,50 @@ class SetupVerifyForm(forms.Form):
             attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
         ),
     )
+
+
+# Account security: changes a logged-in user makes to their own credentials ----------------
+
+
+def _current_code_field() -> forms.CharField:
+    """The code that proves, again, that the person at the keyboard is the user."""
+    return forms.CharField(
+        label=_("Your one-time password"),
+        max_length=16,
+        help_text=_(
+            "A new 6-digit code from your app or email (not one you have already used), "
+            "or one of your backup codes."
+        ),
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text"}),
+    )
+
+
+class PasswordChangeForm(NewPasswordForm):
+    # The policy is checked with the change itself (account.password_change), under the
+    # user's lock: there it is also checked that the new password is not the current one.
+    code = _current_code_field()
+
+
+class ChannelChangeForm(forms.Form):
+    channel = forms.ChoiceField(
+        label=_("Where should your one-time passwords come from?"),
+        widget=forms.RadioSelect,
+    )
+    code = _current_code_field()
+
+    def __init__(self, *args: Any, current: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [("app", _("A new authenticator app (a new phone, or a new key for this one)"))]
+        if current != "email":
+            # The address is the designated one, which only a DA changes: email to email
+            # would change nothing.
+            choices.append(("email", _("By email to my designated address")))
+        channel_field = self.fields["channel"]
+        assert isinstance(channel_field, forms.ChoiceField)
+        channel_field.choices = choices
+        if len(choices) == 1:
+            channel_field.initial = choices[0][0]
+
+
+class CurrentCodeForm(forms.Form):
+    code = _current_code_field()

@@ -31,6 +31,8 @@ class PendingLogin:
     user_id: int
     channel: str
     device_id: int
+    # The connectivity-test session the password step was let in by, if one was running.
+    connectivity_session: int | None = None
 
 
 def login_pending_start(
@@ -40,6 +42,7 @@ def login_pending_start(
     scope: str,
     terminal: str | None,
     channel: tuple[str, int],
+    connectivity_session: int | None = None,
 ) -> None:
     """Remember, between the password step and the OTP step, who passed the first."""
     request.session[sessions.PENDING_KEY] = {
@@ -49,6 +52,7 @@ def login_pending_start(
         "at": int(time.time()),
         "channel": channel[0],
         "device_id": channel[1],
+        **({"connectivity_session": connectivity_session} if connectivity_session else {}),
     }
 
 
@@ -67,6 +71,7 @@ def login_pending(request: HttpRequest, *, scope: str, terminal: str | None) -> 
         user_id=int(pending["user_id"]),
         channel=str(pending["channel"]),
         device_id=int(pending["device_id"]),
+        connectivity_session=pending.get("connectivity_session"),
     )
 
 

@@ -92,3 +92,44 @@ class NoStoreMiddleware:
         ):
             response["Cache-Control"] = "no-store"
         return response
+
+
+class ConnectivityTestMiddleware:
+    """Keep a login made in a connectivity-test session to "Function not available".
+
+    Until the session ends, such a login reaches only the page that says so, logging out,
+    and the account pages (a password or OTP change is part of what the test rehearses);
+    when the session ends, the login ends with it.
+    """
+
+    ALLOWED_PREFIXES = (
+        "/connectivity-test/",
+        "/logout/",
+        "/account/",
+        "/setup/",
+        "/session/",
+        "/i18n/",
+        "/jsi18n/",
+        "/static/",
+    )
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        marker = request.session.get(sessions.TEST_KEY)
+        if marker is None or not request.user.is_authenticated:
+            return self.get_response(request)
+        from authn.entries import landing_url
+        from authn.login import logout_complete
+
+        if time.time() >= float(marker.get("ends", 0)):
+            scopes = sessions.session_scopes(request)
+            logout_complete(request, action=AuditAction.SESSION_EXPIRED)
+            messages.info(
+                request, _("The connectivity-test session has ended. You have been logged out.")
+            )
+            return HttpResponseRedirect(landing_url(scopes[0] if scopes else ""))
+        if request.path_info.startswith(self.ALLOWED_PREFIXES):
+            return self.get_response(request)
+        return HttpResponseRedirect("/connectivity-test/")

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -217,7 +218,7 @@ class AccountSnapshot(models.Model):
     password = models.CharField(_("password hash"), max_length=128)
     two_factor_ready_at = models.DateTimeField(null=True, blank=True)
     # The user's device rows, field by field, as the undo re-creates them.
-    devices = models.JSONField(default=dict)
+    devices = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
     restored_at = models.DateTimeField(_("restored at"), null=True, blank=True)
 
     class Meta:

@@ -7,18 +7,20 @@ import datetime as dt
 
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
-from authn import sessions
+from authn import rehearsal, sessions
 from authn.credentials import Refusal
 from authn.devices import primary_channel as primary_channel
 from authn.emails import OTP_CODE
 from authn.login import PendingLogin, login_complete
 from authn.models import BackupCodeDevice, EmailOTPDevice
 from authn.selectors import device_for_code
+from migration.models import ConnectivitySession
 from outbox.services import email_queue, emails_cancel
 from participants.models import User
 
@@ -157,6 +159,14 @@ def otp_login(
             terminal=terminal,
             device=result.device,
         )
+        if pending.connectivity_session is not None:
+            _rehearsal_login(
+                request,
+                session_id=pending.connectivity_session,
+                user=user,
+                method=method,
+                scope=scope,
+            )
     else:
         audit_record(
             action=AuditAction.LOGIN,
@@ -168,3 +178,14 @@ def otp_login(
             reason=result.refusal or "",
         )
     return result
+
+
+def _rehearsal_login(
+    request: HttpRequest, *, session_id: int, user: User, method: str, scope: str
+) -> None:
+    """A login let in by a connectivity-test session: its check, if the session still runs."""
+    session = ConnectivitySession.objects.filter(pk=session_id).first()
+    if session is not None and session.is_running(timezone.now()):
+        rehearsal.rehearsal_login_complete(
+            request, session=session, user=user, method=method, scopes=[scope]
+        )

@@ -17,6 +17,8 @@ SEEN_AT_KEY = "authn_seen_at"
 PENDING_KEY = "authn_pending"
 SETUP_KEY = "authn_setup"
 BACKUP_CODES_KEY = "authn_backup_codes"
+# A login made in a connectivity-test session: the session, until it ends.
+TEST_KEY = "authn_connectivity_test"
 
 
 # How a session logged in. The choices live with the user, whose last login records one,

@@ -15,9 +15,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
-from authn import sessions
+from authn import rehearsal, sessions
 from authn.credentials import Refusal
-from authn.devices import backup_codes_issue
+from authn.devices import backup_codes_issue, unconfirmed_device_create
 from authn.models import EmailOTPDevice
 from authn.otp import OtpResult, email_otp_challenge
 from participants.models import Scope, User
@@ -61,13 +61,7 @@ def setup_password_choose(*, request: HttpRequest, user: User, password: str) ->
 @transaction.atomic
 def setup_channel_choose(*, request: HttpRequest, user: User, channel: str) -> Device:
     """Create the unconfirmed device for the chosen channel; it counts only once proven."""
-    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
-    EmailOTPDevice.objects.filter(user=user, confirmed=False).delete()
-    device: Device
-    if channel == "app":
-        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
-    else:
-        device = EmailOTPDevice.objects.create(user=user, name="Email", confirmed=False)
+    device = unconfirmed_device_create(user=user, channel=channel)
     _setup_update(request, device=device.persistent_id, channel=channel)
     audit_record(
         action=AuditAction.SETUP_CHANNEL,
@@ -126,6 +120,7 @@ def setup_complete(*, request: HttpRequest, user: User, device: Device) -> list[
     if not user.is_active:
         # Suspended while setting up: nothing of the setup is applied.
         raise UserSuspended(user.login_id)
+    rehearsal.account_change_guard(user=user)
     user.password = password_hash
     user.two_factor_ready_at = timezone.now()
     user.save(update_fields=["password", "two_factor_ready_at"])

@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from authn import functions, views
+from authn import account_views, functions, views
 
 
 class ScopeConverter:
@@ -59,6 +59,7 @@ urlpatterns = [
         "staff/login/resend/", views.otp_login_resend, {"scope": "staff"}, name="staff-login-resend"
     ),
     path("logout/", views.logout, name="logout"),
+    path("connectivity-test/", views.connectivity_test, name="connectivity-test"),
     path("session/keep-alive/", views.session_keepalive, name="session-keepalive"),
     path("activate/", views.activate, name="activate"),
     path("setup/password/", views.setup_password, name="setup-password"),
@@ -76,4 +77,35 @@ urlpatterns = [
     path("online/", functions.online_home, name="online-home"),
     path("reports/", functions.report_list, name="report-list"),
     path("reports/<int:report_id>/download/", functions.report_download, name="report-download"),
+    # Account security: a logged-in user changes their own credentials.
+    path("account/", account_views.account_home, name="account"),
+    path("account/code/", account_views.account_code_send, name="account-code-send"),
+    path("account/password/", account_views.account_password, name="account-password"),
+    path("account/channel/", account_views.account_channel, name="account-channel"),
+    path(
+        "account/channel/verify/",
+        account_views.account_channel_verify,
+        name="account-channel-verify",
+    ),
+    path(
+        "account/channel/resend/",
+        account_views.account_channel_resend,
+        name="account-channel-resend",
+    ),
+    path("account/backup-codes/", account_views.account_backup_codes, name="account-backup-codes"),
+    path(
+        "account/backup-codes/done/",
+        account_views.account_backup_codes_done,
+        name="account-backup-codes-done",
+    ),
+    path(
+        "account/backup-codes/done/backup-codes.txt",
+        account_views.account_backup_codes_download,
+        name="account-backup-codes-download",
+    ),
+    path(
+        "account/backup-codes/done/kept/",
+        account_views.account_backup_codes_kept,
+        name="account-backup-codes-kept",
+    ),
 ]

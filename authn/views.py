@@ -7,8 +7,6 @@ import math
 from typing import Any
 from urllib.parse import urlencode
 
-import qrcode
-import qrcode.image.svg
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import password_validation
@@ -16,9 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
@@ -28,7 +24,14 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
-from authn import activation, credentials, login, otp, sessions, setup
+from authn import activation, credentials, login, otp, rehearsal, sessions, setup
+from authn.display import (
+    backup_codes_file,
+    challenge_announce,
+    code_error,
+    mask_email,
+    totp_enrolment,
+)
 from authn.entries import (
     LABEL_OTP_DMS,
     LABEL_OTP_ONLINE,
@@ -55,8 +58,8 @@ from authn.smartcard import (
     certificate_from_request,
     smartcard_password_check,
 )
-from authn.wording import code_wait_message
 from migration import phases
+from migration.models import DataCentre
 from participants.models import Scope, Smartcard, Terminal, User
 
 GENERIC_LOGIN_ERROR = gettext_lazy(
@@ -86,7 +89,11 @@ def _terminal(slug: str) -> Terminal:
 
 
 def _landing(request: HttpRequest, console: str) -> HttpResponse:
-    terminals = list(Terminal.objects.select_related("programme").order_by("code"))
+    terminals = list(
+        phases.with_connectivity_session(Terminal.objects.select_related("programme")).order_by(
+            "code"
+        )
+    )
     upcoming = phases.next_milestones(terminals)
     sections = [
         entries_for(terminal, console=console, next_milestone=upcoming.get(terminal.pk))
@@ -189,7 +196,16 @@ def otp_login(request: HttpRequest, scope: str, terminal: str | None = None) -> 
             terminal=term,
             method=sessions.Method.PASSWORD,
         )
-        if result.ok and result.user is not None:
+        gate = (
+            rehearsal.login_gate(
+                user=result.user, terminal=term, method=sessions.Method.OTP, scopes=[scope]
+            )
+            if result.ok and result.user is not None
+            else None
+        )
+        if gate is not None and gate.refusal:
+            form.add_error(None, gate.refusal)
+        elif result.ok and result.user is not None:
             # The user's channel came with the user (credentials' lookup annotates it).
             channel = otp.primary_channel(result.user)
             if channel is None:
@@ -203,7 +219,12 @@ def otp_login(request: HttpRequest, scope: str, terminal: str | None = None) -> 
             else:
                 terminal_code = term.code if term else None
                 login.login_pending_start(
-                    request, user=result.user, scope=scope, terminal=terminal_code, channel=channel
+                    request,
+                    user=result.user,
+                    scope=scope,
+                    terminal=terminal_code,
+                    channel=channel,
+                    connectivity_session=gate.session.pk if gate is not None else None,
                 )
                 kind, device_id = channel
                 if kind == "email":
@@ -250,11 +271,10 @@ def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = No
             messages.info(request, _("Please start again with your login ID and password."))
             return HttpResponseRedirect(start_over)
         if result.ok:
+            if rehearsal.rehearsal_login(request):
+                return redirect("authn:connectivity-test")
             return HttpResponseRedirect(_safe_next(request, home_url(scope)))
-        if result.refusal == credentials.Refusal.THROTTLED and result.locked_until:
-            form.add_error("code", code_wait_message(result.locked_until, timezone.now()))
-        else:
-            form.add_error("code", _("That code is not valid. Check it and try again."))
+        code_error(form, result.refusal, result.locked_until)
     resend: dict[str, Any] = {}
     if pending.channel == "email":
         device = EmailOTPDevice.objects.filter(pk=pending.device_id).first()
@@ -320,24 +340,29 @@ def otp_login_resend(request: HttpRequest, scope: str, terminal: str | None = No
     return HttpResponseRedirect(verify_path + _next_query(request))
 
 
-def _announce_challenge(request: HttpRequest, result: otp.ChallengeResult) -> None:
-    if result.sent:
-        messages.success(request, _("A new code is on its way to your email."))
-    elif result.next_allowed_at is not None:
-        seconds = max(1, int((result.next_allowed_at - timezone.now()).total_seconds()))
-        messages.warning(
-            request,
-            _("A code was sent less than a minute ago. You can ask for another in %(s)d seconds.")
-            % {"s": seconds},
-        )
-
-
 @require_POST
 def logout(request: HttpRequest) -> HttpResponse:
     scopes = sessions.session_scopes(request)
     login.logout_complete(request)
     messages.info(request, _("You have logged out."))
     return HttpResponseRedirect(landing_url(scopes[0] if scopes else ""))
+
+
+@never_cache
+def connectivity_test(request: HttpRequest) -> HttpResponse:
+    """What a login made in a connectivity-test session sees: the check is done."""
+    marker = rehearsal.rehearsal_login(request)
+    if marker is None or not request.user.is_authenticated:
+        return redirect("authn:landing")
+    return render(
+        request,
+        "authn/connectivity_test.html",
+        {
+            "session_name": marker["name"],
+            "data_centre": DataCentre(marker["data_centre"]).label,
+            "terminal": phases.entry_terminal(sessions.session_terminal(request) or ""),
+        },
+    )
 
 
 @require_POST
@@ -424,9 +449,18 @@ def _smartcard_finish(
         form.add_error(None, GENERIC_LOGIN_ERROR)
         return None
     granted = [scope for scope in scopes if result.user.has_scope(scope)]
+    gate = rehearsal.login_gate(user=result.user, terminal=terminal, method=method, scopes=scopes)
+    if gate is not None and gate.refusal:
+        form.add_error(None, gate.refusal)
+        return None
     login.login_complete(
         request, user=result.user, scopes=granted, method=method, terminal=terminal.code
     )
+    if gate is not None:
+        rehearsal.rehearsal_login_complete(
+            request, session=gate.session, user=result.user, method=method, scopes=granted
+        )
+        return redirect("authn:connectivity-test")
     return HttpResponseRedirect(_safe_next(request, home_url(granted[0])))
 
 
@@ -612,11 +646,6 @@ def setup_channel(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _qr_svg(data: str) -> str:
-    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
-    return str(image.to_string(encoding="unicode"))
-
-
 @never_cache
 def setup_verify(request: HttpRequest) -> HttpResponse:
     user = _setup_user_or_redirect(request)
@@ -634,22 +663,12 @@ def setup_verify(request: HttpRequest) -> HttpResponse:
             except setup.UserSuspended:
                 return _suspended(request)
             return redirect("authn:setup-done")
-        if proof.refusal == credentials.Refusal.THROTTLED and proof.locked_until:
-            form.add_error("code", code_wait_message(proof.locked_until, timezone.now()))
-        else:
-            form.add_error("code", _("That code is not valid. Check it and try again."))
+        code_error(form, proof.refusal, proof.locked_until)
     context: dict[str, Any] = {"form": form, "setup_user": user, "step": 3}
     if isinstance(device, TOTPDevice):
-        from base64 import b32encode
-
-        secret = b32encode(device.bin_key).decode()
-        context.update(
-            channel="app",
-            qr_svg=mark_safe(_qr_svg(device.config_url)),  # noqa: S308 - generated by qrcode
-            secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
-        )
+        context.update(channel="app", **totp_enrolment(device))
     else:
-        context.update(channel="email", masked_email=_mask_email(user.email))
+        context.update(channel="email", masked_email=mask_email(user.email))
     return render(request, "authn/setup_verify.html", context)
 
 
@@ -660,7 +679,7 @@ def setup_resend(request: HttpRequest) -> HttpResponse:
         return redirect("authn:landing")
     device = setup.setup_device(request, user=user)
     if isinstance(device, EmailOTPDevice):
-        _announce_challenge(request, otp.email_otp_challenge(device_id=device.pk, request=request))
+        challenge_announce(request, otp.email_otp_challenge(device_id=device.pk, request=request))
     return redirect("authn:setup-verify")
 
 
@@ -701,16 +720,7 @@ def setup_backup_codes_download(request: HttpRequest) -> HttpResponse:
     codes = shown.get("codes")
     if not codes:
         raise Http404
-    lines = [
-        _("HKEX Terminal Access: backup codes for %(login_id)s")
-        % {"login_id": shown.get("login_id", "")},
-        _("Each code works once, in place of a one-time password, if you lose your device."),
-        "",
-        *codes,
-    ]
-    response = HttpResponse("\r\n".join(lines) + "\r\n", content_type="text/plain; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="backup-codes.txt"'
-    return response
+    return backup_codes_file(login_id=shown.get("login_id", ""), codes=codes)
 
 
 @require_POST
@@ -718,8 +728,3 @@ def setup_backup_codes_kept(request: HttpRequest) -> HttpResponse:
     """Forget the backup codes: the user has kept them."""
     setup.backup_codes_kept(request)
     return redirect("authn:setup-done")
-
-
-def _mask_email(address: str) -> str:
-    local, _at, domain = address.partition("@")
-    return format_html("{}***@{}", local[:1], domain)

@@ -3,9 +3,10 @@
 With REDIS_URL, Celery beat (deploy/systemd/ccass-beat.service) sends the tasks of
 CELERY_BEAT_SCHEDULE to the workers. The demo has neither, so `make run` sets DEMO_BEAT
 and the development server's process starts this thread: every MILESTONE_CHECK_SECONDS it
-carries out the due milestones, sends the reminders due before a deadline and takes the
-day's readiness snapshot. Each of them does its work once whatever the number of runs, so
-running them more often than beat would changes nothing.
+carries out the due milestones, sends the reminders due before a deadline, takes the day's
+readiness snapshot and undoes the account changes of an ended connectivity-test session.
+Each of them does its work once whatever the number of runs, so running them more often
+than beat would changes nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _started = threading.Event()
 
 
 def _tick() -> None:
+    from authn.rehearsal import sessions_undo_due
     from migration.readiness import readiness_snapshot_take
     from migration.services import milestones_carry_out, reminders_before_deadlines
 
@@ -29,6 +31,7 @@ def _tick() -> None:
         logger.info("demo beat carried out %s", milestone)
     reminders_before_deadlines()
     readiness_snapshot_take()
+    sessions_undo_due()
 
 
 def _run(stop: threading.Event) -> None:

@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "authn.middleware.SessionTimeoutMiddleware",
+    "authn.middleware.ConnectivityTestMiddleware",
     "authn.middleware.NoStoreMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -178,6 +179,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     "milestones-carry-out": {
         "task": "migration.tasks.milestones_carry_out_task",
+        "schedule": float(MILESTONE_CHECK_SECONDS),
+        "options": {"expires": float(MILESTONE_CHECK_SECONDS)},
+    },
+    # A connectivity-test session's account changes undone at its end (not carried forward).
+    "connectivity-undo": {
+        "task": "authn.tasks.connectivity_undo_task",
         "schedule": float(MILESTONE_CHECK_SECONDS),
         "options": {"expires": float(MILESTONE_CHECK_SECONDS)},
     },

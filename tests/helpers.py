@@ -117,3 +117,48 @@ def page_queries(client: Client, url: str, query: dict[str, str] | None = None) 
         with CaptureQueriesContext(connection) as captured:
             response = client.get(url, query or {})
     return len(captured.captured_queries), response
+
+
+def emailed_code(mail) -> str:
+    """Return the 6-digit code an OTP email carries."""
+    found = re.search(r"\b(\d{6})\b", mail.body)
+    assert found, mail.body
+    return found.group(1)
+
+
+def log_in_with_email(
+    client: Client,
+    user,
+    mailoutbox,
+    capture_on_commit,
+    *,
+    scope: str = "online",
+    terminal: str = "ccass",
+):
+    """Log `user` in for `scope` with password and the code emailed to them.
+
+    `capture_on_commit` is pytest-django's django_capture_on_commit_callbacks: the code is
+    emailed once the password step commits.
+    """
+    with capture_on_commit(execute=True):
+        response = password_step(client, user.login_id, scope=scope, terminal=terminal)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    response = otp_step(client, emailed_code(mailoutbox[-1]), scope=scope, terminal=terminal)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return response
+
+
+def shown_totp_secret(page: str) -> str:
+    """Return the authenticator-app key a setup or channel-change page shows, spaces removed."""
+    found = re.search(r'data-testid="totp-secret">([A-Z2-7 ]+)<', page)
+    assert found, page[:2000]
+    return found.group(1).replace(" ", "")
+
+
+def totp_code_for_secret(secret: str, *, offset: int = 0) -> str:
+    """Return the code an app given the base32 `secret` shows now (or `offset` seconds on)."""
+    from base64 import b32decode
+
+    clock = TOTPClock(b32decode(secret), 30, 0, 6, 0)
+    clock.time = time.time() + offset
+    return f"{clock.token():06d}"
