@@ -2,7 +2,7 @@
 
 Run from the project root as `python -m tests.bench`. It builds a throwaway
 database (a temporary SQLite file unless DATABASE_URL is set; for PostgreSQL a
-separate `<name>_bench` database, dropped afterwards) and measures six things.
+separate `<name>_bench` database, dropped afterwards) and measures seven things.
 
 1. Launch-morning logins (tests/bench_login.py): full logins (login form, password, code
    form, TOTP code) of distinct users through the portal's WSGI application, at 500 users
@@ -64,6 +64,10 @@ joins every one of them before sorting (about 12 ms instead of 2).
    those over 100; the staff readiness dashboard over 1,000 firms beside one aggregate
    query; the activation fan-out of the launch through a real worker to an SMTP sink.
 
+7. The connectivity test's undo, on PostgreSQL (tests/bench_connectivity.py): the account
+   changes of Session 2 undone over 5,000 accounts (BENCH_UNDO_ACCOUNTS) beside a bare
+   restore of the same rows, and its queries beside those over 50 accounts.
+
 Each figure is printed on stdout as `<name>: <value> <unit>`; the last line says
 whether the goal is met: login outside the hash at most 8 ms and 16 queries, over HTTP
 at least 30 logins/s and 0.8 times the hash rate with p95 at most 500 ms; bulk
@@ -72,7 +76,8 @@ queries to apply 1,000 rows as 10,000; the same number of queries for the users 
 at 100 and 10,000 users; pages at most 1.5 times the small firm's, the export at most
 twice the bare cursor; the milestones at most twice the bare update with as many queries
 at 100 accounts as at 50,000, the dashboard at most 1.5 times the aggregate, the fan-out at
-least 500 emails a second. A missed goal still exits 0: the script reports. It exits
+least 500 emails a second; the undo at most twice the bare restore, with as many queries at
+50 accounts as at 5,000. A missed goal still exits 0: the script reports. It exits
 non-zero on errors, and when the production hasher is not Argon2id with at least OWASP's parameters
 (m=19456 KiB, t=2, p=1).
 
@@ -163,6 +168,8 @@ class Knobs:
     pages_rounds: int = 20
     programme_users: int = 50_000
     programme_rounds: int = 5
+    undo_accounts: int = 5_000
+    undo_rounds: int = 3
 
 
 @dataclass
@@ -218,6 +225,8 @@ def main() -> int:
         pages_rounds=_env_int("BENCH_PAGES_ROUNDS", 20, minimum=1),
         programme_users=_env_int("BENCH_PROGRAMME_USERS", 50_000, minimum=1_000),
         programme_rounds=_env_int("BENCH_PROGRAMME_ROUNDS", 5, minimum=1),
+        undo_accounts=_env_int("BENCH_UNDO_ACCOUNTS", 5_000, minimum=100),
+        undo_rounds=_env_int("BENCH_UNDO_ROUNDS", 3, minimum=1),
     )
 
     # The bench runs the bulk check itself, in-line, as a worker would; not in a thread.
@@ -280,6 +289,7 @@ def _run(knobs: Knobs) -> int:
         "relay": _relay_bench,
         "pages": _pages_bench,
         "programme": _programme_bench,
+        "connectivity": _connectivity_bench,
     }
     # BENCH_ONLY=relay (or login,bulk ...) runs only those parts.
     only = [name for name in os.environ.get("BENCH_ONLY", "").split(",") if name]
@@ -328,6 +338,26 @@ def _programme_bench(knobs: Knobs) -> Section:
         section.details.append("programme: skipped, it is measured on PostgreSQL (DATABASE_URL)")
         return section
     programme_bench(section, users=knobs.programme_users, rounds=knobs.programme_rounds)
+    return section
+
+
+def _connectivity_bench(knobs: Knobs) -> Section:
+    from django.db import connection
+
+    from tests.bench_connectivity import connectivity_bench
+
+    section = Section()
+    if connection.vendor != "postgresql":
+        if os.environ.get("CI"):
+            raise BenchError(
+                "the connectivity bench needs PostgreSQL (DATABASE_URL), and CI has it"
+            )
+        section.details.append(
+            "connectivity undo: skipped, it is measured on PostgreSQL (DATABASE_URL): SQLite"
+            " splits a large INSERT into batches, so its statements grow with the accounts"
+        )
+        return section
+    connectivity_bench(section, accounts=knobs.undo_accounts, small=50, rounds=knobs.undo_rounds)
     return section
 
 
