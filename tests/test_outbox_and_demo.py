@@ -96,3 +96,22 @@ def test_the_demo_beat_thread_runs_the_schedule(settings, monkeypatch):
     assert ReadinessSnapshot.objects.count() == firms
     demo_beat._tick()  # a second run changes nothing
     assert ReadinessSnapshot.objects.count() == firms
+
+
+def test_seed_demo_publishes_a_connectivity_test_on_a_saturday(settings, capsys):
+    from migration.models import ConnectivityEvent
+
+    settings.DEBUG = True
+    call_command("seed_demo")
+    call_command("seed_demo")
+    (event,) = ConnectivityEvent.objects.all()
+    assert event.is_published and event.day.weekday() == 5
+    assert [s.name for s in event.sessions.order_by("position")] == ["Session 1", "Session 2"]
+    # Its schedule goes to every DA of a CCASS firm with an email, once.
+    from outbox.models import OutboxEmail
+
+    published = OutboxEmail.objects.filter(kind="connectivity-published")
+    assert published.count() == User.objects.filter(
+        role="da", participant__terminal__code="CCASS"
+    ).exclude(email="").count() > 0
+    assert f"Connectivity test: CCASS on {event.day:%A %d %B %Y}" in capsys.readouterr().out

@@ -439,3 +439,107 @@ def test_2fa_initiated_in_session_1_before_launch_holds_in_session_2_and_after(
         ("Session 1", newcomer.login_id, "otp", "online"),
         ("Session 2", newcomer.login_id, "otp", "online"),
     ]
+
+
+def test_changes_through_the_account_pages_in_session_2_are_undone(client, registered, user):
+    """The real path: a password, a new phone and new backup codes, each through its page
+    and re-authenticated, in Session 2; after its end the old ones work and the new do not."""
+    import re
+
+    from tests.helpers import shown_totp_secret, totp_code_for_secret
+
+    old_codes = backup_codes_issue(user=user)
+    old_device = TOTPDevice.objects.get(user=user)
+    minute = iter(range(15, 60, 2))
+
+    def at_session_2():
+        return time_machine.travel(hong_kong_at(DAY, dt.time(22, next(minute))), tick=False)
+
+    def app_code() -> str:
+        return TOTP().code(TOTPDevice.objects.get(user=user, confirmed=True))
+
+    with at_session_2():
+        assert otp_login(client, user)["Location"] == "/connectivity-test/"
+    with at_session_2():
+        response = client.post(
+            reverse("authn:account-password"),
+            {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "code": app_code()},
+        )
+        assert response["Location"] == reverse("authn:account")
+    with at_session_2():
+        response = client.post(reverse("authn:account-backup-codes"), {"code": app_code()})
+        assert response.status_code == 302
+        page = client.get(reverse("authn:account-backup-codes-done")).content.decode()
+        new_codes = re.findall(r"<code>([A-Z0-9]{5}-[A-Z0-9]{5})</code>", page)
+        assert len(new_codes) == 10
+    with at_session_2():
+        response = client.post(
+            reverse("authn:account-channel"), {"channel": "app", "code": app_code()}
+        )
+        assert response.status_code == 302
+        secret = shown_totp_secret(
+            client.get(reverse("authn:account-channel-verify")).content.decode()
+        )
+        response = client.post(
+            reverse("authn:account-channel-verify"), {"code": totp_code_for_secret(secret)}
+        )
+        assert response.status_code == 302
+    new_device = TOTPDevice.objects.get(user=user, confirmed=True)
+    assert new_device.pk != old_device.pk
+    assert User.objects.get(pk=user.pk).check_password(NEW_PASSWORD)
+
+    with time_machine.travel(AFTER, tick=False):
+        assert rehearsal.sessions_undo_due()[0]["accounts"] == 1
+    restored = User.objects.get(pk=user.pk)
+    assert restored.check_password(USER_PASSWORD) and not restored.check_password(NEW_PASSWORD)
+    assert list(TOTPDevice.objects.filter(user=user).values_list("pk", flat=True)) == [
+        old_device.pk
+    ]
+    backup = BackupCodeDevice.objects.get(user=user)
+    # The old code first: a wrong one makes the next attempt wait (the device's throttle).
+    assert backup.verify_token(old_codes[0])
+    assert not backup.verify_token(new_codes[0])
+    with time_machine.travel(NEXT_BUSINESS_DAY, tick=False):
+        client.post(reverse("authn:logout"))
+        assert otp_login(client, user)["Location"] == reverse("authn:online-home")
+
+
+def test_a_das_reset_of_a_users_device_in_session_2_is_undone(registered, user):
+    from authn.devices import otp_devices_remove
+
+    with time_machine.travel(SESSION_2, tick=False), transaction.atomic():
+        otp_devices_remove(user=User.objects.select_for_update().get(pk=user.pk))
+    assert not TOTPDevice.objects.filter(user=user).exists()
+    with time_machine.travel(AFTER, tick=False):
+        rehearsal.sessions_undo_due()
+    assert TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+@pytest.mark.parametrize("position", [1, 2])
+def test_each_method_in_each_session_is_recorded_once(client, registered, user, position):
+    card = certs.make_card_cert(certs.make_ca(), holder=user.name)
+    register(card, user)
+    when = SESSION_1 if position == 1 else SESSION_2
+    name = f"Session {position}"
+    for minutes in (0, 3):
+        with time_machine.travel(when + dt.timedelta(minutes=minutes), tick=False):
+            response = card_login(client, through_proxy(card), user.login_id)
+            assert response["Location"] == "/connectivity-test/"
+            client.post(reverse("authn:logout"))
+            assert otp_login(client, user)["Location"] == "/connectivity-test/"
+            client.post(reverse("authn:logout"))
+    assert checks() == [
+        (name, user.login_id, "otp", "online"),
+        (name, user.login_id, "smartcard", "online"),
+        (name, user.login_id, "smartcard", "reports"),
+    ]
+
+
+def test_an_unregistered_firm_is_refused_at_the_card_login_too(client, event, other_firm_user):
+    card = certs.make_card_cert(certs.make_ca(), holder=other_firm_user.name)
+    register(card, other_firm_user)
+    with time_machine.travel(SESSION_2, tick=False):
+        response = card_login(client, through_proxy(card), other_firm_user.login_id)
+    assert response.status_code == 200
+    assert "your firm is not registered" in response.content.decode()
+    assert checks() == []

@@ -15,7 +15,9 @@ from django.utils import timezone
 from authn.activation import activation_send
 from authn.models import ActivationToken, EmailOTPDevice
 from migration import readiness
-from migration.models import Phase, Programme, ReadinessSnapshot
+from migration.connectivity import event_from_circular
+from migration.models import ConnectivityEvent, Phase, Programme, ReadinessSnapshot
+from migration.services import event_publish
 from participants.models import (
     DaDuty,
     Participant,
@@ -155,7 +157,12 @@ class Command(BaseCommand):
                 rows.append((terminal_code, pid, login_id, role, user.email or "(no email)", sent))
             self._reports(firm, now)
         self._history(now)
+        event = self._connectivity_event(now, staff)
         self._print(rows)
+        self.stdout.write(
+            f"  Connectivity test: CCASS on {event.day:%A %d %B %Y}, Session 1 18:00-20:00 and"
+            " Session 2 22:00-23:00 (Hong Kong); DAs register under Events in /dms/"
+        )
 
     def _history(self, now: dt.datetime) -> None:
         """Two weeks of readiness snapshots rising to today's figures, so that the staff
@@ -203,6 +210,17 @@ class Command(BaseCommand):
             content = f"participant,{firm.participant_id}\nbusiness_date,{day}\nreport,{title}\n"
             slug = title.lower().replace(" ", "-")
             report.file.save(f"{day:%Y%m%d}-{slug}.csv", ContentFile(content.encode()), save=True)
+
+    def _connectivity_event(self, now: dt.datetime, staff: User) -> ConnectivityEvent:
+        """A published connectivity test on CCASS, on the first Saturday at least ten days on,
+        as the circular's (its schedule emailed to the DAs, as publishing does)."""
+        existing = ConnectivityEvent.objects.filter(terminal__code="CCASS").first()
+        if existing is not None:
+            return existing
+        day = timezone.localdate(now) + dt.timedelta(days=10)
+        day += dt.timedelta(days=(5 - day.weekday()) % 7)
+        event = event_from_circular(terminal=Terminal.objects.get(code="CCASS"), day=day)
+        return event_publish(event=event, acting_user=staff)
 
     def _print(self, rows: Sequence[tuple[str, ...]]) -> None:
         out = self.stdout.write
