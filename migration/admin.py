@@ -163,6 +163,12 @@ class ConnectivitySessionForm(forms.ModelForm):
         model = ConnectivitySession
         fields = ["name", "data_centre", "starts_at", "ends_at", "entries", "carried_forward"]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "entries" in (self._meta.exclude or ()):
+            # Read-only (a published event's session): the declared field goes with it.
+            del self.fields["entries"]
+
     def clean_entries(self) -> list[str]:
         chosen = set(self.cleaned_data.get("entries") or [])
         return [entry.value for entry in TestEntry if entry.value in chosen]
@@ -208,6 +214,14 @@ class ConnectivitySessionInline(admin.StackedInline):
 
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return super().has_delete_permission(request, obj) and not (obj and obj.is_published)
+
+    # What a session is (its name, data centre, entries, and whether its changes are
+    # carried forward) is what the DAs were told and what they registered for: once
+    # published only its times move, and a move is audited and emailed (event_reschedule).
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        if obj is not None and obj.is_published:
+            return ["name", "data_centre", "entries", "carried_forward"]
+        return super().get_readonly_fields(request, obj)
 
 
 class EventFromCircularForm(forms.Form):

@@ -156,7 +156,7 @@ def registration_register(
         if now > event.registration_deadline:
             raise ConnectivityError(
                 _("Registration for this connectivity test closed at %(deadline)s.")
-                % {"deadline": _hong_kong(event.registration_deadline)}
+                % {"deadline": hong_kong_minute(event.registration_deadline)}
             )
         existing = ConnectivityRegistration.objects.filter(
             event=event, participant=participant
@@ -195,7 +195,7 @@ def registration_withdraw(
         if now > event.registration_deadline:
             raise ConnectivityError(
                 _("Registration for this connectivity test closed at %(deadline)s.")
-                % {"deadline": _hong_kong(event.registration_deadline)}
+                % {"deadline": hong_kong_minute(event.registration_deadline)}
             )
         deleted, _rows = ConnectivityRegistration.objects.filter(
             event=event, participant=participant
@@ -212,7 +212,8 @@ def registration_withdraw(
         return bool(deleted)
 
 
-def _hong_kong(value: dt.datetime) -> str:
+def hong_kong_minute(value: dt.datetime) -> str:
+    """The time as staff and DAs read it in messages: Hong Kong, to the minute."""
     return timezone.localtime(value, HONG_KONG).strftime("%Y-%m-%d %H:%M")
 
 

@@ -28,7 +28,7 @@ from django.utils.translation import gettext as _
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
 from migration import readiness
-from migration.connectivity import HONG_KONG, ConnectivityError
+from migration.connectivity import HONG_KONG, ConnectivityError, hong_kong_minute
 from migration.emails import (
     CONNECTIVITY_PUBLISHED,
     CONNECTIVITY_RESCHEDULED,
@@ -183,7 +183,7 @@ def _check_order(milestone: Milestone, planned_at: dt.datetime) -> None:
             % {
                 "milestone": milestone.get_kind_display(),
                 "other": before.get_kind_display(),
-                "when": _hong_kong(before.planned_at),
+                "when": hong_kong_minute(before.planned_at),
             }
         )
     if after is not None and after.planned_at is not None and planned_at > after.planned_at:
@@ -192,13 +192,9 @@ def _check_order(milestone: Milestone, planned_at: dt.datetime) -> None:
             % {
                 "milestone": milestone.get_kind_display(),
                 "other": after.get_kind_display(),
-                "when": _hong_kong(after.planned_at),
+                "when": hong_kong_minute(after.planned_at),
             }
         )
-
-
-def _hong_kong(value: dt.datetime) -> str:
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
 
 
 def milestone_reschedule_check(*, milestone: Milestone, planned_at: dt.datetime) -> None:
@@ -435,7 +431,8 @@ def event_publish(
 @dataclasses.dataclass(frozen=True)
 class EventTimes:
     """The times staff give an event: its day, its registration deadline, and each session's
-    start and end by the session's id. None, or a session left out: unchanged."""
+    start and end by the session's id. None: unchanged; a session left out keeps its times,
+    or moves with the day when the day moves."""
 
     day: dt.date | None = None
     registration_deadline: dt.datetime | None = None
@@ -451,12 +448,8 @@ def session_change_check(*, session: ConnectivitySession, now: dt.datetime | Non
     if session.ends_at <= now:
         raise ConnectivityError(
             _("%(session)s ended at %(end)s (Hong Kong time): it can no longer be changed.")
-            % {"session": session.name, "end": _in_hong_kong(session.ends_at)}
+            % {"session": session.name, "end": hong_kong_minute(session.ends_at)}
         )
-
-
-def _in_hong_kong(value: dt.datetime) -> str:
-    return timezone.localtime(value, HONG_KONG).strftime("%Y-%m-%d %H:%M")
 
 
 def _change(what: str, session: str, old: dt.date, new: dt.date) -> dict[str, str]:
@@ -486,7 +479,12 @@ def event_reschedule(
     locked = _event_locked(event)
     moved: list[dict[str, str]] = []
     event_fields = []
+    session_times = dict(changes.sessions)
     if changes.day is not None and changes.day != locked.day:
+        # A new day moves the sessions with it, but for those given times of their own.
+        shift = changes.day - locked.day
+        for session in locked.sessions.exclude(pk__in=list(session_times)):
+            session_times[session.pk] = (session.starts_at + shift, session.ends_at + shift)
         moved.append(_change("day", "", locked.day, changes.day))
         locked.day = changes.day
         event_fields.append("day")
@@ -497,12 +495,12 @@ def event_reschedule(
         event_fields.append("registration_deadline")
     if event_fields:
         locked.save(update_fields=event_fields)
-    sessions = locked.sessions.select_for_update().filter(pk__in=list(changes.sessions))
+    sessions = locked.sessions.select_for_update().filter(pk__in=list(session_times))
     found = {session.pk: session for session in sessions.order_by("position", "starts_at")}
-    if missing := set(changes.sessions) - set(found):
+    if missing := set(session_times) - set(found):
         raise ConnectivitySession.DoesNotExist(f"Not sessions of event {locked.pk}: {missing}")
     for session in found.values():
-        starts, ends = changes.sessions[session.pk]
+        starts, ends = session_times[session.pk]
         if (starts, ends) == (session.starts_at, session.ends_at):
             continue
         session_change_check(session=session, now=now)

@@ -206,7 +206,7 @@ def test_registering_after_the_deadline_is_refused_and_changes_nothing(clock, ma
 
     assert response.status_code == 302
     assert response["Location"] == reverse("dms:event-detail", args=[event.pk])
-    deadline = connectivity._hong_kong(event.registration_deadline)
+    deadline = connectivity.hong_kong_minute(event.registration_deadline)
     assert messages_of(response) == [
         f"Registration for this connectivity test closed at {deadline}."
     ]

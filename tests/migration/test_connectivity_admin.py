@@ -388,6 +388,29 @@ def test_moving_the_deadline_of_a_published_event_is_told_too(staff, das, event)
     assert AuditEvent.objects.filter(action=AuditAction.EVENT_RESCHEDULED).count() == 1
 
 
+def test_moving_the_day_moves_the_sessions_with_it(client, staff, das, event):
+    _publish(event, staff)
+    staff_logs_in(client, staff)
+    new_day = event.day + dt.timedelta(days=7)
+    data = _change_data(event)
+    data["day"] = new_day.isoformat()
+    assert client.post(_change_url(event), data).status_code == 302
+    times = [(s.name, s.starts_at, s.ends_at) for s in event.sessions.order_by("position")]
+    at = connectivity.hong_kong_at
+    assert times == [
+        ("Session 1", at(new_day, dt.time(18)), at(new_day, dt.time(20))),
+        ("Session 2", at(new_day, dt.time(22)), at(new_day, dt.time(23))),
+    ]
+    (audit,) = AuditEvent.objects.filter(action=AuditAction.EVENT_RESCHEDULED)
+    assert [change["what"] for change in audit.detail["changes"]] == [
+        "day",
+        "starts_at",
+        "ends_at",
+        "starts_at",
+        "ends_at",
+    ]
+
+
 def test_moving_an_unpublished_event_tells_nobody(client, staff, das, event):
     two = _session(event, "Session 2")
     new_start = two.starts_at - dt.timedelta(minutes=30)
@@ -403,16 +426,28 @@ def test_moving_an_unpublished_event_tells_nobody(client, staff, das, event):
     assert not OutboxEmail.objects.exists()
 
 
-def test_a_published_events_other_changes_are_saved_without_telling(client, staff, das, event):
+def test_a_published_events_sessions_keep_what_the_das_were_told(client, staff, das, event):
+    """Once published, a session's name, data centre, entries and carry-forward are read-only
+    (what the DAs registered for); its times still move, with the email. The browser posts no
+    read-only field."""
     _publish(event, staff)
+    two = _session(event, "Session 2")
     staff_logs_in(client, staff)
-    data = _change_data(event, Session_2={"name": "Session 2 (secondary)"})
+    page = client.get(_change_url(event)).content.decode()
+    assert 'name="sessions-1-carried_forward"' not in page
+    assert 'name="sessions-1-entries"' not in page
+    data = _change_data(event, Session_2={"ends_at": two.ends_at + dt.timedelta(minutes=30)})
+    for key in [
+        k for k in data if k.endswith(("-name", "-data_centre", "-entries", "-carried_forward"))
+    ]:
+        del data[key]
     data["title"] = "Connectivity test"
     assert client.post(_change_url(event), data).status_code == 302
     assert ConnectivityEvent.objects.get().title == "Connectivity test"
-    assert event.sessions.filter(name="Session 2 (secondary)").exists()
-    assert not AuditEvent.objects.filter(action=AuditAction.EVENT_RESCHEDULED).exists()
-    assert not OutboxEmail.objects.filter(kind="connectivity-rescheduled").exists()
+    two.refresh_from_db()
+    assert (two.name, two.carried_forward) == ("Session 2", False)
+    assert two.ends_at == connectivity.hong_kong_at(event.day, dt.time(23, 30))
+    assert OutboxEmail.objects.filter(kind="connectivity-rescheduled").exists()
 
 
 def test_a_session_ending_before_it_starts_is_refused(client, staff, das, event):
