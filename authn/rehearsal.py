@@ -111,15 +111,24 @@ def _columns(model: type[Any]) -> list[str]:
 
 
 def _restore_pending(*, user: User, now: dt.datetime) -> None:
-    """Put back the user's snapshots of ended sessions whose undo has not run yet."""
-    pending = AccountSnapshot.objects.filter(
-        user=user,
-        restored_at__isnull=True,
-        session__ends_at__lte=now,
-        session__carried_forward=False,
+    """Put back, first, the user's snapshot of an ended session whose undo has not run yet
+    (told and audited as the undo would)."""
+    # Locked: the session's undo may be putting the same snapshot back at this moment.
+    pending = (
+        AccountSnapshot.objects.select_for_update(of=("self",))
+        .filter(
+            user=user,
+            restored_at__isnull=True,
+            session__ends_at__lte=now,
+            session__carried_forward=False,
+        )
+        .select_related("session")
+        .order_by("taken_at")
+        .first()
     )
-    if pending.exists():
-        _restore(list(pending.order_by("taken_at")[:1]), now=now)
+    if pending is not None:
+        _restore([pending], now=now)
+        _undone_tell(pending.session, now, acting_user=None)
 
 
 def _restore(snapshots: list[AccountSnapshot], *, now: dt.datetime) -> dict[str, int]:
@@ -186,10 +195,11 @@ def session_undo(
         if not claimed:
             return None
         session = ConnectivitySession.objects.select_related("event__terminal").get(pk=session_id)
+        # Locked: a user's change after the session's end may be putting one back first.
         snapshots = list(
-            AccountSnapshot.objects.filter(session=session, restored_at__isnull=True).order_by(
-                "user_id"
-            )
+            AccountSnapshot.objects.select_for_update()
+            .filter(session=session, restored_at__isnull=True)
+            .order_by("user_id")
         )
         counts = _restore(snapshots, now=now)
         counts["emails"] = 0

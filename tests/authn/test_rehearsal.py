@@ -291,6 +291,9 @@ def test_a_change_after_the_session_before_the_undo_runs_goes_on_top(registered,
     restored = User.objects.get(pk=user.pk)
     assert restored.check_password(NEW_PASSWORD)
     assert TOTPDevice.objects.filter(user=user).get().name != "New phone"
+    # Told and audited once, when the later change put the account back first.
+    assert OutboxEmail.objects.filter(kind=rehearsal.CHANGES_UNDONE_EMAIL).count() == 1
+    assert AuditEvent.objects.filter(action=AuditAction.ACCOUNT_RESTORED, user=user).count() == 1
 
 
 def test_the_undo_waits_for_the_session_to_end(registered, user):
