@@ -143,6 +143,19 @@ def _event_for_firm(event_id: int, participant: Participant) -> ConnectivityEven
     )
 
 
+def _event_open_for_firm(
+    event_id: int, participant: Participant, now: dt.datetime
+) -> ConnectivityEvent:
+    """The event, locked, if its registration is still open ("on or before" the deadline)."""
+    event = _event_for_firm(event_id, participant)
+    if now > event.registration_deadline:
+        raise ConnectivityError(
+            _("Registration for this connectivity test closed at %(deadline)s.")
+            % {"deadline": hong_kong_minute(event.registration_deadline)}
+        )
+    return event
+
+
 def registration_register(
     *, event_id: int, participant: Participant, acting_user: User, now: dt.datetime | None = None
 ) -> ConnectivityRegistration:
@@ -152,12 +165,7 @@ def registration_register(
     """
     now = now or timezone.now()
     with transaction.atomic():
-        event = _event_for_firm(event_id, participant)
-        if now > event.registration_deadline:
-            raise ConnectivityError(
-                _("Registration for this connectivity test closed at %(deadline)s.")
-                % {"deadline": hong_kong_minute(event.registration_deadline)}
-            )
+        event = _event_open_for_firm(event_id, participant, now)
         existing = ConnectivityRegistration.objects.filter(
             event=event, participant=participant
         ).first()
@@ -191,12 +199,7 @@ def registration_withdraw(
     there was one to withdraw."""
     now = now or timezone.now()
     with transaction.atomic():
-        event = _event_for_firm(event_id, participant)
-        if now > event.registration_deadline:
-            raise ConnectivityError(
-                _("Registration for this connectivity test closed at %(deadline)s.")
-                % {"deadline": hong_kong_minute(event.registration_deadline)}
-            )
+        event = _event_open_for_firm(event_id, participant, now)
         deleted, _rows = ConnectivityRegistration.objects.filter(
             event=event, participant=participant
         ).delete()
