@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from audit.models import AuditAction
@@ -132,4 +133,4 @@ class ConnectivityTestMiddleware:
             return HttpResponseRedirect(landing_url(scopes[0] if scopes else ""))
         if request.path_info.startswith(self.ALLOWED_PREFIXES):
             return self.get_response(request)
-        return HttpResponseRedirect("/connectivity-test/")
+        return HttpResponseRedirect(reverse("authn:connectivity-test"))

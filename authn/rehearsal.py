@@ -29,6 +29,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record, audit_record_many
 from authn import sessions
+from authn.entries import OTP_TEST_ENTRY
 from authn.models import AccountSnapshot, BackupCode, BackupCodeDevice, EmailOTPDevice
 from migration import connectivity, phases
 from migration.models import CheckMethod, ConnectivitySession, TestEntry
@@ -270,11 +271,7 @@ def login_entry(*, method: str, scopes: Sequence[str]) -> TestEntry:
     """The test entry of a login of `method` for `scopes`."""
     if method in (sessions.Method.SMARTCARD, sessions.Method.SMARTCARD_DEMO):
         return TestEntry.SMARTCARD_DMS if Scope.DMS in scopes else TestEntry.SMARTCARD_FUNCTIONS
-    return {
-        Scope.ONLINE: TestEntry.OTP_ONLINE,
-        Scope.REPORTS: TestEntry.OTP_REPORTS,
-        Scope.DMS: TestEntry.OTP_DMS,
-    }[Scope(scopes[0])]
+    return OTP_TEST_ENTRY[Scope(scopes[0])]
 
 
 def login_gate(

@@ -16,7 +16,7 @@ import datetime as dt
 import zoneinfo
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -148,7 +148,7 @@ def _event_open_for_firm(
 ) -> ConnectivityEvent:
     """The event, locked, if its registration is still open ("on or before" the deadline)."""
     event = _event_for_firm(event_id, participant)
-    if now > event.registration_deadline:
+    if not event.registration_open(now):
         raise ConnectivityError(
             _("Registration for this connectivity test closed at %(deadline)s.")
             % {"deadline": hong_kong_minute(event.registration_deadline)}
@@ -298,32 +298,10 @@ def event_checks(
     )
 
 
-def registered_without_check(event: ConnectivityEvent) -> QuerySet[Participant]:
-    """The registered firms none of whose users completed a check in the event."""
-    return (
-        Participant.objects.filter(connectivity_registrations__event=event)
-        .exclude(
-            Q(pk__in=ConnectivityCheck.objects.filter(session__event=event).values("participant"))
-        )
-        .order_by("participant_id")
-    )
-
-
 def registered_firms(event: ConnectivityEvent) -> QuerySet[ConnectivityRegistration]:
     return event.registrations.select_related("participant", "registered_by").order_by(
         "participant__participant_id"
     )
-
-
-def login_scope_entry(method: str, scope: str, *, console: str) -> TestEntry | None:
-    """The test entry a login of `method` for `scope` came through (None: none of them)."""
-    if method == CheckMethod.SMARTCARD:
-        return TestEntry.SMARTCARD_DMS if console == "dms" else TestEntry.SMARTCARD_FUNCTIONS
-    return {
-        "online": TestEntry.OTP_ONLINE,
-        "reports": TestEntry.OTP_REPORTS,
-        "dms": TestEntry.OTP_DMS,
-    }.get(scope)
 
 
 # The DMS's reads -------------------------------------------------------------------------

@@ -329,8 +329,6 @@ def test_the_undo_queries_do_not_grow_with_the_accounts(firm, parallel_run):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_undo_runners_racing_apply_it_once(parallel_run, firm):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (DATABASE_URL): SQLite has no concurrent writers")
     event = factories.ConnectivityEventFactory(day=DAY)
     person = factories.UserFactory(participant=firm)
     factories.TOTPDeviceFactory(user=person)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 
 import pytest
 import time_machine
@@ -25,12 +24,10 @@ from migration.services import event_publish
 from participants.models import Terminal
 from tests import factories
 from tests.browser.test_setup_flow import (
-    begin_setup,
-    choose_password,
     field,
     next_app_code,
     send_activation,
-    totp_code,
+    set_up_with_app,
 )
 from tests.factories import USER_PASSWORD
 from tests.helpers import TOTP
@@ -93,13 +90,7 @@ def test_a_whole_connectivity_test_event(portal, page: Page, mailoutbox, tmp_pat
         expect(
             page.get_by_text(re.compile("Connectivity test in progress: Session 1"))
         ).to_be_visible()
-        begin_setup(page, base, send_activation(user, mailoutbox))
-        choose_password(page, base, SESSION_1_PASSWORD)
-        page.get_by_label("An authenticator app on my phone (recommended)").check()
-        page.get_by_role("button", name="Continue").click()
-        secret = page.get_by_test_id("totp-secret").inner_text()
-        field(page, "Code").fill(totp_code(secret, at=time.time()))
-        page.get_by_role("button", name="Confirm").click()
+        secret = set_up_with_app(page, base, send_activation(user, mailoutbox), SESSION_1_PASSWORD)
         page.get_by_role("button", name=re.compile("I have kept my backup codes")).click()
         device = TOTPDevice.objects.get(user=user, confirmed=True)
 

@@ -111,6 +111,19 @@ def choose_password(page: Page, base: str, password: str) -> None:
     expect(page).to_have_url(f"{base}/setup/channel/")
 
 
+def set_up_with_app(page: Page, base: str, link: str, password: str) -> str:
+    """Set 2FA up from the activation link with an authenticator app, up to the backup
+    codes; return the key the page showed."""
+    begin_setup(page, base, link)
+    choose_password(page, base, password)
+    page.get_by_label("An authenticator app on my phone (recommended)").check()
+    page.get_by_role("button", name="Continue").click()
+    secret = page.get_by_test_id("totp-secret").inner_text()
+    field(page, "Code").fill(totp_code(secret, at=time.time()))
+    page.get_by_role("button", name="Confirm").click()
+    return secret
+
+
 def shown_backup_codes(page: Page) -> list[str]:
     codes = page.get_by_test_id("backup-codes").locator("li")
     expect(codes).to_have_count(10)
@@ -237,13 +250,7 @@ def test_backup_codes_survive_a_language_switch_then_copy_and_keep(
 ):
     base = portal.url
     user = participant_user("B10000U10")
-    begin_setup(page, base, send_activation(user, mailoutbox))
-    choose_password(page, base, NEW_PASSWORD)
-    page.get_by_label("An authenticator app on my phone (recommended)").check()
-    page.get_by_role("button", name="Continue").click()
-    secret = page.get_by_test_id("totp-secret").inner_text()
-    field(page, "Code").fill(totp_code(secret, at=time.time()))
-    page.get_by_role("button", name="Confirm").click()
+    set_up_with_app(page, base, send_activation(user, mailoutbox), NEW_PASSWORD)
     expect(page).to_have_url(f"{base}/setup/done/")
     shown = shown_backup_codes(page)
 
