@@ -72,7 +72,7 @@ def _login_allowed(user: User, *, scopes: list[str], terminal: Terminal | None) 
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def credentials_check(
     *,
     request: HttpRequest,

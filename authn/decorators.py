@@ -1,12 +1,16 @@
-"""Guard pages by the scope their session logged in for."""
+"""Guard pages by the scope their session logged in for; write a login step's session in its
+transaction."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from django.contrib.sessions.backends.base import UpdateError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 
@@ -55,3 +59,30 @@ def scope_required(scope: Scope) -> Callable[[View], View]:
         return wrapped  # type: ignore[return-value]
 
     return decorator
+
+
+def session_in_transaction(view: View) -> View:
+    """Run a POST, and write the session it changed, in one transaction.
+
+    A login step changes rows (a lock taken, a code used up, the audit row) and its session
+    (the pending user; at login, a new key). Written apart, those are two commits, each
+    waiting for the disk, on the path every user takes on launch morning; and a failure
+    between them would leave one without the other. Here the session is written just before
+    the step commits, and the response's save() finds nothing new to write (the store
+    remembers what a committed write stored: authn.session_store). A row gone meanwhile
+    (logged out elsewhere) is left to the response's save(), which answers as Django does.
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        with transaction.atomic():
+            response = view(request, *args, **kwargs)
+            session = request.session
+            if response.status_code < 500 and session.modified and not session.is_empty():
+                with contextlib.suppress(UpdateError):  # the response's save() answers it
+                    session.save()
+        return response
+
+    return wrapped  # type: ignore[return-value]

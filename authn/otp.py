@@ -31,7 +31,7 @@ class ChallengeResult:
     next_allowed_at: dt.datetime | None = None
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def email_otp_challenge(
     *, device_id: int, request: HttpRequest | None, scope: str = ""
 ) -> ChallengeResult:
@@ -123,7 +123,7 @@ def _pending_device(pending: PendingLogin, token: str) -> Device | None:
     return device_for_code(model=BackupCodeDevice, user_id=pending.user_id, device_id=None)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def otp_login(
     request: HttpRequest, *, pending: PendingLogin, token: str, scope: str, terminal: str | None
 ) -> OtpResult | None:

@@ -15,7 +15,7 @@ from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authn.models import EmailOTPDevice, LoginThrottle
-from common.sql import RowShape, cache_related
+from common.sql import RowShape, cache_related, prepared_cursor
 from participants.models import Participant, User
 
 _USER = RowShape(User, "u")
@@ -67,7 +67,7 @@ def account_for_login(*, normalized_login_id: str) -> User | None:
     confirmed app and email devices (`app_device_id`, `email_device_id`); None when the ID
     names nobody. The lock makes parallel guesses at one account wait their turn."""
     using = router.db_for_write(User)
-    with connections[using].cursor() as cursor:
+    with prepared_cursor(using) as cursor:
         cursor.execute(_account_sql(using), [True, True, normalized_login_id])
         row = cursor.fetchone()
     if row is None:
@@ -95,7 +95,7 @@ def throttle_for_update(*, key: str) -> LoginThrottle | None:
             f"SELECT {_THROTTLE.columns(using)} FROM {_table(using, LoginThrottle)} t"  # noqa: S608 - names from the models, values are parameters
             f" WHERE t.{_quote(using, 'key')} = %s{_lock(using, 't')}"
         )
-    with connections[using].cursor() as cursor:
+    with prepared_cursor(using) as cursor:
         cursor.execute(sql, [key])
         row = cursor.fetchone()
     return None if row is None else cast(LoginThrottle, _THROTTLE.instance(using, row))
@@ -136,7 +136,7 @@ def device_for_code(*, model: type[Device], user_id: int, device_id: int | None)
     params: list[int | bool] = [user_id, True]
     if device_id is not None:
         params.insert(0, device_id)
-    with connections[using].cursor() as cursor:
+    with prepared_cursor(using) as cursor:
         cursor.execute(_device_sql(using, model, by_id=device_id is not None), params)
         row = cursor.fetchone()
     if row is None:

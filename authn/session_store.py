@@ -12,8 +12,13 @@ before deleting it. Here:
 - a login's rotation moves the row to its new key once, by the response's save(), in one
   UPDATE of the key and the data: the old key stops working in the same statement that
   the new one starts to;
-- a statement outside a transaction is its own transaction (no BEGIN/COMMIT pair); inside
-  one it runs in a savepoint, so that a clash of keys leaves the caller's work intact.
+- a statement outside a transaction is its own transaction (no BEGIN/COMMIT pair). A login
+  step writes its session inside the step's own transaction (`authn.decorators.
+  session_in_transaction`), so that the step commits once, and the response's save() then
+  finds nothing new to write. The INSERT of a new key skips a key that exists (ON CONFLICT
+  DO NOTHING) and draws another, so a clash needs no savepoint; a rotation whose new key
+  clashes (one in 2**165) fails the request inside a transaction, which rolls back whole;
+- the statements are prepared on the server (`common.sql.prepared_cursor`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 from django.utils.crypto import get_random_string
+
+from common.sql import prepared_cursor
 
 
 class SessionStore(DatabaseSessionStore):
@@ -50,18 +57,32 @@ class SessionStore(DatabaseSessionStore):
     def _execute(self, sql: str, params: list[Any], *, write: bool) -> CursorWrapper:
         using = self._using(write=write)
         table = connections[using].ops.quote_name(self.model._meta.db_table)
-        cursor = connections[using].cursor()
+        cursor = prepared_cursor(using)
         cursor.execute(sql.format(table=table), params)
         return cursor
 
     def _write(self, sql: str, params: list[Any]) -> int:
-        """Run one write; in a caller's transaction, in a savepoint it can fail back to."""
-        using = self._using(write=True)
-        if transaction.get_connection(using).in_atomic_block:
-            with transaction.atomic(using=using), self._execute(sql, params, write=True) as cursor:
-                return int(cursor.rowcount)
+        """Run one write; return the rows it changed."""
         with self._execute(sql, params, write=True) as cursor:
             return int(cursor.rowcount)
+
+    # What the last write of this request stored: the key and the session's data before
+    # signing (the signature carries a timestamp, so the signed form differs every second).
+    _written: tuple[str | None, bytes] | None = None
+
+    def _state(self) -> tuple[str | None, bytes]:
+        return self.session_key, self.serializer().dumps(self._get_session(no_load=True))  # type: ignore[attr-defined]
+
+    def _remember_written(self) -> None:
+        """Remember what was just written once it is committed: a write that a rollback undid
+        must be written again by the response's save()."""
+        state = self._state()
+        self._written = None
+
+        def written() -> None:
+            self._written = state
+
+        transaction.on_commit(written, using=self._using(write=True))
 
     def _expiry(self, using: str, value: dt.datetime) -> Any:
         return connections[using].ops.adapt_datetimefield_value(value)
@@ -125,38 +146,44 @@ class SessionStore(DatabaseSessionStore):
                     [key, data, expiry, previous],
                 )
             except IntegrityError:
+                if transaction.get_connection(self._using(write=True)).in_atomic_block:
+                    raise  # the transaction is spoilt: it rolls back whole
                 continue  # the new key is taken (one in 2**165): draw another
             if moved:
                 self._session_key = key
                 self.modified = True
+                self._remember_written()
             return bool(moved)
         raise CreateError("no free session key after ten attempts")
 
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return self.create()
+        if not must_create and self._written is not None and self._written == self._state():
+            # Written in this request already (a login step's own transaction), unchanged
+            # since: the response's save() has nothing to add.
+            return None
         key = self._get_or_create_session_key()  # type: ignore[attr-defined]
         data = self.encode(self._get_session(no_load=must_create))  # type: ignore[attr-defined]
         expiry = self._expiry(self._using(write=True), self.get_expiry_date())
         if must_create:
-            try:
-                self._write(
-                    "INSERT INTO {table} (session_key, session_data, expire_date)"
-                    " VALUES (%s, %s, %s)",
-                    [key, data, expiry],
-                )
-            except IntegrityError:
-                raise CreateError from None
-            return None
-        if not self._write(
+            if not self._write(
+                "INSERT INTO {table} (session_key, session_data, expire_date)"
+                " VALUES (%s, %s, %s) ON CONFLICT (session_key) DO NOTHING",
+                [key, data, expiry],
+            ):
+                raise CreateError  # the key is taken: create() draws another
+        elif not self._write(
             "UPDATE {table} SET session_data = %s, expire_date = %s WHERE session_key = %s",
             [data, expiry, key],
         ):
             # The row is gone (logged out elsewhere, expired and cleared): as Django's store.
             raise UpdateError
+        self._remember_written()
         return None
 
     def delete(self, session_key: str | None = None) -> None:
+        self._written = None
         if session_key is None and self._previous_key is not None:
             # Flushed after a cycle_key() whose row was never moved: the old row goes too.
             self._write("DELETE FROM {table} WHERE session_key = %s", [self._previous_key])

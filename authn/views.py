@@ -25,6 +25,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
 from authn import activation, credentials, login, otp, rehearsal, sessions, setup
+from authn.decorators import session_in_transaction
 from authn.display import (
     backup_codes_file,
     challenge_announce,
@@ -180,6 +181,7 @@ def _resolve_otp_entry(terminal_slug: str | None, scope: str) -> Terminal | None
 
 @sensitive_post_parameters("password")
 @never_cache
+@session_in_transaction
 def otp_login(request: HttpRequest, scope: str, terminal: str | None = None) -> HttpResponse:
     """Step one of a login with OTP: login ID and regular password."""
     term = _resolve_otp_entry(terminal, scope)
@@ -245,6 +247,7 @@ def otp_login(request: HttpRequest, scope: str, terminal: str | None = None) -> 
 
 
 @never_cache
+@session_in_transaction
 def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = None) -> HttpResponse:
     """Step two of a login with OTP: the code from the user's channel, or a backup code."""
     if (terminal is None) != (scope == Scope.STAFF):

@@ -49,6 +49,8 @@ def database_from_url(url: str) -> dict[str, object]:
             # The planner's JIT compiles a plan for a query it expects to be costly; for the
             # portal's indexed reads it cost more than the query (one list: 413 of 519 ms).
             "options": "-c jit=off",
+            # The login path's statements prepared on the server (common/postgresql/base.py).
+            "prepared_statements": env_bool("DB_PREPARED_STATEMENTS", True),
         }
         options.update(parse_qsl(parts.query))
         return {

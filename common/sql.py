@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, models, router
+from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 
 
@@ -86,6 +87,15 @@ class RowShape:
         return self.model.from_db(using, self.attnames, values)
 
 
+def prepared_cursor(using: str) -> CursorWrapper:
+    """A cursor for the hottest paths' statements: on PostgreSQL each is prepared on the
+    server the first time a connection runs it, and planned no more (common.postgresql);
+    elsewhere a plain cursor."""
+    connection = connections[using]
+    prepared = getattr(connection, "prepared_cursor", None)
+    return prepared() if prepared is not None else connection.cursor()
+
+
 def cache_related(instance: models.Model, name: str, related: models.Model | None) -> None:
     """Attach `related` as select_related() would, so that reading it sends no query."""
     instance._meta.get_field(name).set_cached_value(instance, related)  # type: ignore[union-attr]
@@ -118,7 +128,7 @@ def insert_instance(instance: models.Model) -> None:
     returning = pk not in fields and connection.features.can_return_columns_from_insert
     if returning:
         sql += f" RETURNING {quote(str(pk.column))}"  # type: ignore[union-attr]
-    with connection.cursor() as cursor:
+    with prepared_cursor(using) as cursor:
         cursor.execute(sql, values)
         if pk not in fields:
             new_id = cursor.fetchone()[0] if returning else cursor.lastrowid

@@ -214,3 +214,81 @@ def test_a_resend_after_the_email_device_was_removed_sends_nothing(client, email
     page = client.get(VERIFY)
     assert page.status_code == 200
     assert "A new code is on its way" not in page.content.decode()
+
+
+def _writes_and_commits(captured: CaptureQueriesContext) -> list[str]:
+    """The step's statements reduced to what matters here: its session writes and COMMITs."""
+    kinds = []
+    for query in captured.captured_queries:
+        sql = query["sql"] or ""
+        if sql == "COMMIT":
+            kinds.append("COMMIT")
+        elif '"django_session"' in sql and not sql.startswith("SELECT"):
+            kinds.append("session write")
+    return kinds
+
+
+# Outside a test's transaction, so that the COMMITs are those production sends.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_each_login_step_writes_its_session_before_its_one_commit(client):
+    factories.set_phase("CCASS", Phase.PARALLEL_RUN)
+    person = factories.UserFactory(participant=factories.ParticipantFactory())
+    device = factories.TOTPDeviceFactory(user=person)
+    client.get(LOGIN)
+    with CaptureQueriesContext(connection) as password:
+        response = client.post(
+            LOGIN, {"login_id": person.login_id, "password": factories.USER_PASSWORD}
+        )
+    assert response.status_code == 302 and response["Location"] == VERIFY
+    with CaptureQueriesContext(connection) as code:
+        response = client.post(VERIFY, {"code": TOTP().code(device)})
+    assert response.status_code == 302 and "/login/" not in response["Location"]
+    # One durable commit a step, the session written inside it: not a second in autocommit.
+    assert _writes_and_commits(password) == ["session write", "COMMIT"]
+    assert _writes_and_commits(code) == ["session write", "COMMIT"]
+    # And the browser holds a session that works: the new key, logged in.
+    assert client.get(reverse("authn:online-home")).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_session_write_undone_by_a_rollback_is_written_again(user):
+    from authn.session_store import SessionStore
+
+    store = SessionStore()
+    store["pending"] = 1
+    store.save()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        store["pending"] = 2
+        store.save()
+        raise RuntimeError("the step failed after writing its session")
+    # The row still holds 1: the response's save() must write 2, not take it as written.
+    store.save()
+    assert SessionStore(store.session_key).load()["pending"] == 2
+    # Saved and unchanged since: a further save() sends nothing.
+    with CaptureQueriesContext(connection) as captured:
+        store.save()
+    assert captured.captured_queries == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_login_statements_are_prepared_on_the_server(client):
+    factories.set_phase("CCASS", Phase.PARALLEL_RUN)
+    person = factories.UserFactory(participant=factories.ParticipantFactory())
+    device = factories.TOTPDeviceFactory(user=person)
+    client.post(LOGIN, {"login_id": person.login_id, "password": factories.USER_PASSWORD})
+    assert client.post(VERIFY, {"code": TOTP().code(device)}).status_code == 302
+    # An ORM query, run more often than psycopg's own threshold for preparing.
+    for _ in range(6):
+        assert User.objects.filter(login_id=person.login_id).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    # The user by login ID, the device with its user, the session, the audit row: each
+    # parsed once per connection, with its values bound on the server.
+    assert any('LOWER(u."login_id") = $' in sql for sql in prepared), prepared
+    assert any('FROM "otp_totp_totpdevice" d' in sql for sql in prepared), prepared
+    assert any(sql.startswith('UPDATE "django_session"') for sql in prepared), prepared
+    assert any(sql.startswith('INSERT INTO "audit_auditevent"') for sql in prepared), prepared
+    # Everything else keeps Django's client-side binding, planned for its own values.
+    assert not any('"participants_user"."login_id" =' in sql for sql in prepared), prepared
