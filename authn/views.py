@@ -59,6 +59,7 @@ from authn.smartcard import (
     certificate_from_request,
     smartcard_password_check,
 )
+from common.pages import shared_render
 from migration import phases
 from migration.models import DataCentre
 from participants.models import Scope, Smartcard, Terminal, User
@@ -239,10 +240,12 @@ def otp_login(request: HttpRequest, scope: str, terminal: str | None = None) -> 
                 return HttpResponseRedirect(verify_path + query)
         else:
             form.add_error(None, GENERIC_LOGIN_ERROR)
-    return render(
+    # The form as first shown is the same for everyone at this entry: rendered once.
+    return shared_render(
         request,
         "authn/login_password.html",
         _login_context(request, scope=scope, terminal=term, form=form, action=login_path),
+        depends_on=term,
     )
 
 
@@ -283,7 +286,9 @@ def otp_login_verify(request: HttpRequest, scope: str, terminal: str | None = No
         device = EmailOTPDevice.objects.filter(pk=pending.device_id).first()
         if device is not None:
             resend = _resend_context(request, device)
-    return render(
+    # The app's code form is the same for everyone at this entry: rendered once. The email
+    # one says when the code was sent and when another may be asked for.
+    return (shared_render if pending.channel == "app" else render)(
         request,
         "authn/login_otp.html",
         _login_context(
