@@ -11,8 +11,6 @@ import django_otp
 from django.conf import settings
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 from django_otp.models import Device
@@ -20,6 +18,7 @@ from django_otp.models import Device
 from audit.models import AuditAction, Outcome
 from audit.services import audit_record
 from authn import sessions
+from common.sql import update_by_pk
 from participants.models import User
 
 
@@ -119,8 +118,8 @@ def login_complete(
     }
     if method in (sessions.Method.OTP, sessions.Method.BACKUP_CODE):
         # Readiness counts who has logged in with OTP at least once: the first time stays.
-        changes["first_otp_login_at"] = Coalesce(F("first_otp_login_at"), Value(user.last_login))
-    User.objects.filter(pk=user.pk).update(**changes)
+        changes["first_otp_login_at"] = user.last_login
+    update_by_pk(User, user.pk, changes, unless_set={"first_otp_login_at"})
     audit_record(
         action=AuditAction.LOGIN,
         outcome=Outcome.SUCCESS,

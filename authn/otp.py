@@ -20,6 +20,7 @@ from authn.emails import OTP_CODE
 from authn.login import PendingLogin, login_complete
 from authn.models import BackupCodeDevice, EmailOTPDevice
 from authn.selectors import device_for_code
+from common.sql import saving_changes_only
 from migration.models import ConnectivitySession
 from outbox.services import email_queue, emails_cancel
 from participants.models import User
@@ -109,7 +110,10 @@ def _device_check(device: Device, token: str) -> OtpResult:
         return OtpResult(
             device=None, refusal=Refusal.THROTTLED, locked_until=(data or {}).get("locked_until")
         )
-    if device.verify_token(token):
+    # The device's row is locked in this transaction; a code used up writes what changed.
+    with saving_changes_only(device):
+        verified = device.verify_token(token)
+    if verified:
         return OtpResult(device=device)
     return OtpResult(device=None, refusal=Refusal.BAD_CODE)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connections, models, router
@@ -137,14 +138,30 @@ def insert_instance(instance: models.Model) -> None:
     instance._state.db = using
 
 
-def update_by_pk(model: type[models.Model], pk: Any, values: dict[str, Any], **where: Any) -> int:
+def update_by_pk(
+    model: type[models.Model],
+    pk: Any,
+    values: dict[str, Any],
+    *,
+    unless_set: Collection[str] = (),
+    **where: Any,
+) -> int:
     """Update one row by primary key (and `where`'s equalities) in one plain UPDATE, each
-    value in the database form save() would write; return the number of rows changed."""
-    connection = connections[router.db_for_write(model)]
+    value in the database form save() would write; return the number of rows changed.
+
+    A field named in `unless_set` keeps the value it has, if it has one (COALESCE).
+    """
+    using = router.db_for_write(model)
+    connection = connections[using]
     meta = model._meta
     quote = connection.ops.quote_name
     fields = [meta.get_field(name) for name in values]
-    assignments = ", ".join(f"{quote(str(field.column))} = %s" for field in fields)  # type: ignore[union-attr]
+    assignments = ", ".join(
+        f"{quote(str(field.column))} = COALESCE({quote(str(field.column))}, %s)"  # type: ignore[union-attr]
+        if name in unless_set
+        else f"{quote(str(field.column))} = %s"  # type: ignore[union-attr]
+        for name, field in zip(values, fields, strict=True)
+    )
     params = [
         field.get_db_prep_save(value, connection)  # type: ignore[union-attr]
         for field, value in zip(fields, values.values(), strict=True)
@@ -156,6 +173,34 @@ def update_by_pk(model: type[models.Model], pk: Any, values: dict[str, Any], **w
         for field, value in zip(matched, [pk, *where.values()], strict=True)
     ]
     sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {condition}"  # noqa: S608 - names from the model
-    with connection.cursor() as cursor:
+    with prepared_cursor(using) as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
+
+
+@contextmanager
+def saving_changes_only(instance: models.Model) -> Iterator[None]:
+    """Within the block, `instance.save()` writes only the fields changed since the block
+    began, in one plain UPDATE by primary key (update_by_pk), as save(update_fields=...)
+    would but without compiling it through the ORM each time.
+
+    For a row locked in the caller's transaction (so it exists: unlike save(), nothing is
+    inserted) whose model has no save() of its own and no signal receivers (none are sent),
+    saved by code that is not the portal's: django-otp's verify_token() saves the whole
+    device when a code is used up, on every login.
+    """
+    names = [field.attname for field in instance._meta.concrete_fields if not field.primary_key]
+    before = {name: getattr(instance, name) for name in names}
+
+    def save(*_args: Any, **_kwargs: Any) -> None:
+        changed = {name: getattr(instance, name) for name in names}
+        changed = {name: value for name, value in changed.items() if value != before[name]}
+        if changed:
+            update_by_pk(type(instance), instance.pk, changed)
+            before.update(changed)
+
+    instance.save = save  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del instance.save

@@ -11,6 +11,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditEvent
 from authn.models import EmailOTPDevice, LoginThrottle
+from common.sql import saving_changes_only
 from tests import factories
 from tests.helpers import TOTP, log_in_with_app, otp_step, password_step
 
@@ -244,3 +245,34 @@ def test_locked_throttle_row_is_per_login_id(client, user):
     for _ in range(3):
         password_step(client, user.login_id, password="wrong-password-123")
     assert LoginThrottle.objects.get(key=user.login_id.casefold()).failures == 3
+
+
+def test_the_first_otp_login_stays_while_the_last_login_moves_on(client, user):
+    with time_machine.travel(dt.datetime(2027, 3, 1, 1, 0, tzinfo=dt.UTC), tick=False):
+        log_in_with_app(client, user)
+    client.cookies.clear()
+    with time_machine.travel(dt.datetime(2027, 3, 2, 1, 0, tzinfo=dt.UTC), tick=False):
+        log_in_with_app(client, user)
+    user.refresh_from_db()
+    assert user.first_otp_login_at == dt.datetime(2027, 3, 1, 1, 0, tzinfo=dt.UTC)
+    assert user.last_login == dt.datetime(2027, 3, 2, 1, 0, tzinfo=dt.UTC)
+    assert user.last_login_method == "otp"
+
+
+def test_a_code_used_up_writes_only_what_it_changed_on_the_device(client, user):
+    """The code step saves the device's changed fields only: a name given to the device
+    meanwhile (by an admin, say) is not put back by the login."""
+    device = TOTPDevice.objects.get(user=user)
+    TOTPDevice.objects.filter(pk=device.pk).update(name="Renamed meanwhile")
+    code = TOTP().code(device)
+    with saving_changes_only(device):
+        assert device.verify_token(code)
+    device.refresh_from_db()
+    assert device.name == "Renamed meanwhile" and device.last_used_at is not None
+    # Used up: the same code is refused, and the refusal's count is written too.
+    with saving_changes_only(device):
+        assert not device.verify_token(code)
+    device.refresh_from_db()
+    assert device.throttling_failure_count == 1
+    # Outside the block the device saves as Django's models do.
+    assert "save" not in vars(device)
