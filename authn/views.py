@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from typing import Any
 from urllib.parse import urlencode
@@ -12,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth import password_validation
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -156,6 +157,13 @@ def _otp_routes(
     scope: str, terminal: Terminal | None, slug: str | None = None
 ) -> tuple[str, str, str]:
     slug = terminal.slug if terminal is not None else slug
+    return _otp_paths(scope, slug, get_script_prefix())
+
+
+@functools.cache
+def _otp_paths(scope: str, slug: str | None, _prefix: str) -> tuple[str, str, str]:
+    """The three paths of an OTP entry, reversed once a process (each request of every
+    login asks for them); the script prefix is part of the key, as reverse() depends on it."""
     if slug is None:
         return (
             reverse("authn:staff-login"),

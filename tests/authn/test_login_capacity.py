@@ -292,3 +292,18 @@ def test_the_login_statements_are_prepared_on_the_server(client):
     assert any(sql.startswith('INSERT INTO "audit_auditevent"') for sql in prepared), prepared
     # Everything else keeps Django's client-side binding, planned for its own values.
     assert not any('"participants_user"."login_id" =' in sql for sql in prepared), prepared
+
+
+def test_session_keys_are_django_s_alphabet_and_length_and_never_repeat():
+    from django.contrib.sessions.backends.base import VALID_KEY_CHARS
+
+    from authn.session_store import new_session_key
+
+    keys = {new_session_key() for _ in range(10_000)}
+    assert len(keys) == 10_000
+    assert all(len(key) == 32 and set(key) <= set(VALID_KEY_CHARS) for key in keys)
+    # Every character turns up as often as another: ~8,889 times each, give or take 94.
+    # Bytes taken modulo 36 would make four of them ~10,000.
+    text = "".join(keys)
+    counts = [text.count(char) for char in VALID_KEY_CHARS]
+    assert min(counts) > 8_420 and max(counts) < 9_360, counts
