@@ -84,12 +84,25 @@ class SessionStore(DatabaseSessionStore):
         with self._execute(sql, params, write=True) as cursor:
             return int(cursor.rowcount)
 
-    # What the last write of this request stored: the key and the session's data before
-    # signing (the signature carries a timestamp, so the signed form differs every second).
-    _written: tuple[str | None, bytes] | None = None
+    # What the last committed write of this request stored: the key, and how many changes
+    # the session had had by then. Every change marks the session modified (as Django has
+    # it, a change inside a stored dict is marked by setting `modified` itself).
+    _written: tuple[str | None, int] | None = None
+    _changes = 0
+    _modified = False
 
-    def _state(self) -> tuple[str | None, bytes]:
-        return self.session_key, self.serializer().dumps(self._get_session(no_load=True))  # type: ignore[attr-defined]
+    @property
+    def modified(self) -> bool:
+        return self._modified
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        self._modified = value
+        if value:
+            self._changes += 1
+
+    def _state(self) -> tuple[str | None, int]:
+        return self.session_key, self._changes
 
     def _remember_written(self) -> None:
         """Remember what was just written once it is committed: a write that a rollback undid
@@ -149,6 +162,7 @@ class SessionStore(DatabaseSessionStore):
         if previous is not None and self._rekey(previous):
             return
         super().create()  # draws keys until save(must_create=True) inserts one
+        self._remember_written()  # as of now: create() marks the session modified last
 
     def _rekey(self, previous: str) -> bool:
         """Move the row of `previous` to a new key with the session's data; False if the
