@@ -264,7 +264,7 @@ def _fan_out_part(section: Any, terminal: Any, users: int) -> None:
     from migration.services import milestones_carry_out
     from outbox.models import OutboxEmail
     from outbox.relay import relay
-    from tests.bench_relay import _database_url, _wait
+    from tests.bench_relay import _broker_switch, _database_url, _wait
     from tests.stack import SmtpSink, celery_worker, free_port, portal_env, redis_server
 
     OutboxEmail.objects.all().delete()
@@ -299,7 +299,7 @@ def _fan_out_part(section: Any, terminal: Any, users: int) -> None:
         try:
             from ccass.celery import app
 
-            app.conf.broker_url = env["REDIS_URL"]
+            _broker_switch(app, env["REDIS_URL"])
             app.conf.task_always_eager = False
             deadline = time.monotonic() + 60
             while " ready." not in worker.output() and time.monotonic() < deadline:
