@@ -307,3 +307,22 @@ def test_session_keys_are_django_s_alphabet_and_length_and_never_repeat():
     text = "".join(keys)
     counts = [text.count(char) for char in VALID_KEY_CHARS]
     assert min(counts) > 8_420 and max(counts) < 9_360, counts
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_prepared_statements_can_be_turned_off_for_a_pooler():
+    from common.postgresql.base import PreparingCursor
+
+    plain = connection.copy()
+    plain.settings_dict["OPTIONS"]["prepared_statements"] = False
+    try:
+        with plain.prepared_cursor() as cursor:
+            assert not isinstance(cursor.cursor, PreparingCursor)
+            cursor.execute("SELECT 1 WHERE 1 = %s", [1])
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            assert cursor.fetchone()[0] == 0
+        with connection.prepared_cursor() as cursor:
+            assert isinstance(cursor.cursor, PreparingCursor)
+    finally:
+        plain.close()
