@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from authn.models import EmailOTPDevice
-from outbox.composers import Composer, NothingToSend, Outcomes, register, row_secret
+from outbox.composers import Composer, NothingToSend, Outcomes, register, row_secret, row_subject
 from outbox.models import OutboxEmail
 from outbox.services import email_queue
 from participants.models import User
@@ -50,10 +50,9 @@ def _otp_device(row: OutboxEmail, *, lock: bool = False) -> EmailOTPDevice:
     devices = EmailOTPDevice.objects.select_related("user")
     if lock:
         devices = devices.select_for_update(of=("self",))
-    device = devices.filter(pk=row.params.get("device_id")).first()
-    if device is None:
-        raise NothingToSend("The email OTP device no longer exists")
-    return device
+    return row_subject(
+        row, devices, param="device_id", gone="The email OTP device no longer exists"
+    )
 
 
 def _otp_prepare(row: OutboxEmail) -> None:
@@ -143,13 +142,12 @@ def credentials_changed_notify(
 
 
 def _credentials_changed_context(row: OutboxEmail) -> dict[str, Any]:
-    user = (
-        User.objects.select_related("participant__terminal")
-        .filter(pk=row.params.get("user_id"))
-        .first()
+    user = row_subject(
+        row,
+        User.objects.select_related("participant__terminal"),
+        param="user_id",
+        gone="The user no longer exists",
     )
-    if user is None:
-        raise NothingToSend("The user no longer exists")
     at = parse_datetime(str(row.params.get("at", ""))) or row.created_at
     return {
         "login_id": user.login_id,

@@ -33,7 +33,7 @@ from authn.entries import OTP_TEST_ENTRY
 from authn.models import AccountSnapshot, BackupCode, BackupCodeDevice, EmailOTPDevice
 from migration import connectivity, phases
 from migration.models import CheckMethod, ConnectivitySession, TestEntry
-from outbox.composers import Composer, NothingToSend, register
+from outbox.composers import Composer, register, row_subject
 from outbox.models import OutboxEmail
 from outbox.services import email_queue_many
 from participants.models import Participant, Scope, Terminal, User
@@ -45,13 +45,12 @@ CHANGES_UNDONE_EMAIL = "connectivity-changes-undone"
 
 
 def _changes_undone_context(row: OutboxEmail) -> dict[str, Any]:
-    session = (
-        ConnectivitySession.objects.select_related("event__terminal")
-        .filter(pk=row.params.get("session_id"))
-        .first()
+    session = row_subject(
+        row,
+        ConnectivitySession.objects.select_related("event__terminal"),
+        param="session_id",
+        gone="The connectivity-test session no longer exists",
     )
-    if session is None:
-        raise NothingToSend("The connectivity-test session no longer exists")
     return {"session": session, "login_id": row.params.get("login_id", "")}
 
 

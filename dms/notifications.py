@@ -14,7 +14,7 @@ from django.db.models.functions import JSONObject
 from django.urls import reverse
 
 from dms.models import ChangeRequest
-from outbox.composers import Composer, NothingToSend, register
+from outbox.composers import Composer, register, row_subject
 from outbox.models import OutboxEmail
 from outbox.services import email_queue, email_queue_many
 from participants.models import DaDuty, Role, User
@@ -57,24 +57,22 @@ def email_changed_notify_many(*, rows: QuerySet[Any]) -> int:
 
 
 def _request_waiting_context(row: OutboxEmail) -> dict[str, Any]:
-    change = (
-        ChangeRequest.objects.select_related("participant", "maker", "target")
-        .filter(pk=row.params.get("change_id"))
-        .first()
+    change = row_subject(
+        row,
+        ChangeRequest.objects.select_related("participant", "maker", "target"),
+        param="change_id",
+        gone="The request no longer exists",
     )
-    if change is None:
-        raise NothingToSend("The request no longer exists")
     return {"change": change, "link": settings.SITE_URL + reverse("dms:request-list")}
 
 
 def _email_changed_context(row: OutboxEmail) -> dict[str, Any]:
-    user = (
-        User.objects.select_related("participant__terminal")
-        .filter(pk=row.params.get("user_id"))
-        .first()
+    user = row_subject(
+        row,
+        User.objects.select_related("participant__terminal"),
+        param="user_id",
+        gone="The user no longer exists",
     )
-    if user is None:
-        raise NothingToSend("The user no longer exists")
     return {
         "user": user,
         "old": row.params.get("old", ""),

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
-from outbox.composers import Composer, NothingToSend, register
+from outbox.composers import Composer, register, row_subject
 from outbox.models import OutboxEmail
 
 MILESTONE_KICKOFF = "milestone-kickoff"
@@ -23,14 +23,12 @@ CONNECTIVITY_RESCHEDULED = "connectivity-rescheduled"
 def _milestone(row: OutboxEmail) -> Any:
     from migration.models import Milestone
 
-    milestone = (
-        Milestone.objects.select_related("programme__terminal")
-        .filter(pk=row.params.get("milestone_id"))
-        .first()
+    return row_subject(
+        row,
+        Milestone.objects.select_related("programme__terminal"),
+        param="milestone_id",
+        gone="The milestone no longer exists",
     )
-    if milestone is None:
-        raise NothingToSend("The milestone no longer exists")
-    return milestone
 
 
 def _kickoff_context(row: OutboxEmail) -> dict[str, Any]:
@@ -65,13 +63,12 @@ def _reminder_context(row: OutboxEmail) -> dict[str, Any]:
     from migration import readiness
     from participants.models import Participant
 
-    participant = (
-        Participant.objects.select_related("terminal")
-        .filter(pk=row.params.get("participant_id"))
-        .first()
+    participant = row_subject(
+        row,
+        Participant.objects.select_related("terminal"),
+        param="participant_id",
+        gone="The firm no longer exists",
     )
-    if participant is None:
-        raise NothingToSend("The firm no longer exists")
     # What is missing now, when the email goes out, and the deadline it is for.
     firm = readiness.firm_readiness(participant=participant)
     figures = firm.figures
@@ -100,15 +97,14 @@ class _ScheduledSession:
 def _event(row: OutboxEmail) -> Any:
     from migration.models import ConnectivityEvent
 
-    event = (
+    return row_subject(
+        row,
         ConnectivityEvent.objects.select_related("terminal")
         .prefetch_related("sessions")
-        .filter(pk=row.params.get("event_id"), published_at__isnull=False)
-        .first()
+        .filter(published_at__isnull=False),
+        param="event_id",
+        gone="The connectivity-test event no longer exists",
     )
-    if event is None:
-        raise NothingToSend("The connectivity-test event no longer exists")
-    return event
 
 
 def _schedule_context(event: Any) -> dict[str, Any]:

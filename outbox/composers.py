@@ -10,13 +10,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import QuerySet
 from django.utils.crypto import salted_hmac
 
 from outbox.models import OutboxEmail
+
+M = TypeVar("M", bound=models.Model)
 
 
 class NothingToSend(Exception):
@@ -115,6 +118,15 @@ def composer_for(kind: str) -> Composer:
         return _REGISTRY[kind]
     except KeyError:
         raise LookupError(f"No composer is registered for emails of kind {kind!r}") from None
+
+
+def row_subject(row: OutboxEmail, rows: QuerySet[M], *, param: str, gone: str) -> M:
+    """What the email is about: the row of `rows` whose id its params hold under `param`.
+    Gone since the email was queued (`gone` says what), there is nothing to send."""
+    found = rows.filter(pk=row.params.get(param)).first()
+    if found is None:
+        raise NothingToSend(gone)
+    return found
 
 
 def row_secret(row: OutboxEmail, purpose: str) -> bytes:

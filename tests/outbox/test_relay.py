@@ -324,3 +324,31 @@ def test_readiness_reports_how_long_the_oldest_due_email_has_waited(client, flak
     answer = client.get("/readyz")
     assert answer.status_code == 200
     assert 90 <= answer.json()["outbox_oldest_due_seconds"] < 100
+
+
+@pytest.mark.parametrize("gone", ["user", "device"])
+def test_an_email_about_something_since_deleted_is_cancelled_not_sent(gone, device):
+    from authn.emails import CREDENTIALS_CHANGED, OTP_CODE
+    from outbox.services import email_queue
+
+    user = device.user
+    with transaction.atomic():
+        if gone == "device":
+            email_queue(kind=OTP_CODE, to=user.email, params={"device_id": device.pk})
+            device.delete()
+        else:
+            email_queue(
+                kind=CREDENTIALS_CHANGED,
+                to=user.email,
+                params={
+                    "user_id": user.pk,
+                    "change": "password",
+                    "at": "2027-03-01T01:00:00+00:00",
+                },
+            )
+            user.delete()
+    mail.outbox.clear()
+    relay.relay()
+    row = OutboxEmail.objects.latest("id")
+    assert mail.outbox == []
+    assert row.status == EmailStatus.CANCELLED
