@@ -179,7 +179,7 @@ def argon2(settings):
     """The configured hasher first, with small parameters so the test runs fast."""
     settings.PASSWORD_HASHERS = ["common.hashers.ConfiguredArgon2PasswordHasher"]
     settings.ARGON2_MEMORY_KIB = 1024
-    settings.ARGON2_TIME_COST = 2
+    settings.ARGON2_TIME_COST = 3
     settings.ARGON2_PARALLELISM = 1
     return settings
 
@@ -188,18 +188,19 @@ def test_the_hasher_takes_its_parameters_from_settings(argon2):
     encoded = make_password("a-long-enough-passphrase-1")
     decoded = get_hasher("argon2").decode(encoded)
     assert decoded["variety"] == "argon2id"
-    assert (decoded["memory_cost"], decoded["time_cost"], decoded["parallelism"]) == (1024, 2, 1)
+    assert (decoded["memory_cost"], decoded["time_cost"], decoded["parallelism"]) == (1024, 3, 1)
 
 
 def test_a_hash_with_other_parameters_is_upgraded_at_the_next_login(argon2, client, user):
     old = Argon2PasswordHasher()  # Django's own: 100 MiB, 2 passes, 8 lanes
     old.memory_cost = 2048
     old.parallelism = 2
+    assert old.time_cost == 2
     User.objects.filter(pk=user.pk).update(password=old.encode(factories.USER_PASSWORD, old.salt()))
     response = client.post(LOGIN, {"login_id": user.login_id, "password": factories.USER_PASSWORD})
     assert response.status_code == 302
     decoded = get_hasher("argon2").decode(User.objects.get(pk=user.pk).password)
-    assert (decoded["memory_cost"], decoded["parallelism"]) == (1024, 1)
+    assert (decoded["memory_cost"], decoded["time_cost"], decoded["parallelism"]) == (1024, 3, 1)
 
 
 def test_a_resend_after_the_email_device_was_removed_sends_nothing(client, email_user, mailoutbox):
