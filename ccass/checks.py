@@ -42,7 +42,10 @@ def argon2_parameters_check(app_configs: Any = None, **kwargs: Any) -> list[Chec
         Error(
             "Password hashes would be weaker than OWASP's minimum for Argon2id: "
             + ", ".join(below),
-            hint="Unset ARGON2_* for OWASP's parameters (19 MiB, 2 passes, 1 lane), or raise them.",
+            hint=(
+                "Unset ARGON2_* for the portal's (19 MiB, 6 passes, 1 lane), or set at least"
+                " OWASP's."
+            ),
             id="ccass.E002",
         )
     ]

@@ -233,13 +233,13 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 # Argon2id at OWASP's memory (19 MiB) and lanes (1: one core per hash, so that two cores
-# verify two logins at once), with 5 passes instead of OWASP's minimum of 2: `make bench`
-# measured that this 2-core machine still serves 39-43 full logins a second with them (goal 30)
-# and that the hash is then about 0.8 of a login's CPU (0.6 with 2 passes: the portal's four
-# requests cost more than a quarter of the hash). `check` refuses less than OWASP's minimum;
-# README: what each costs here, and when to set fewer passes.
+# verify two logins at once), with 6 passes instead of OWASP's minimum of 2: `make bench`
+# measured that this 2-core machine serves 33-35 full logins a second with them (goal 30)
+# and that the hash is then 0.84 of a login's CPU (0.6 with 2 passes and 0.78 with 5: the
+# portal's four requests cost 9-11 ms of a core besides the hash). `check` refuses less
+# than OWASP's minimum; README: what each costs here, and when to set fewer passes.
 ARGON2_MEMORY_KIB = env_int("ARGON2_MEMORY_KIB", 19 * 1024)
-ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 5)
+ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 6)
 ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 1)
 if TESTING and not env_bool("STRONG_HASHER_IN_TESTS"):
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]

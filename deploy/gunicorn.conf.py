@@ -22,12 +22,13 @@ _workers = os.environ.get("GUNICORN_WORKERS", "2")
 if not re.fullmatch(r"[1-9][0-9]*", _workers):
     raise SystemExit(f"GUNICORN_WORKERS={_workers!r} is not a whole number of workers")
 # Sync workers, two on two cores. A login is CPU-bound: its password hash (Argon2id, one
-# lane, 5 passes) holds a core for 38-41 ms on this machine, the rest of its four requests
-# (the portal, PostgreSQL, this server) 9-12 ms more. Measured with `make bench` (full
-# logins of distinct users for 60 s, PostgreSQL, 50,000 users), 2 and 3 workers served
-# the same logins a second with the cores saturated (39-43 and 38 a second, p95 about 200
-# ms; with 2 passes, 2, 3 and 4 workers were within 2% of each other); more
-# workers only queue the same work in more places and hold 19 MiB more each during a hash.
+# lane, 6 passes) holds a core for 44-48 ms on this machine, the rest of its four requests
+# (the portal, PostgreSQL, this server) 9-11 ms more. Measured with `make bench` (full
+# logins of distinct users for 60 s, PostgreSQL, 50,000 users): 2 workers keep both cores
+# busy (33-35 logins a second, p95 225-238 ms); at 5 passes 3 workers served what 2 did
+# (38 and 39-43 a second), and with 2 passes 2, 3 and 4 workers were within 2% of each
+# other. More workers only queue the same work in more places and hold 19 MiB more each
+# during a hash.
 workers = int(_workers)
 
 # A worker silent for 30 s is killed and replaced. The slowest request the portal serves

@@ -46,3 +46,24 @@ def test_production_hasher_is_argon2id_with_at_least_owasp_parameters():
     assert hasher.time_cost >= 2
     assert hasher.parallelism >= 1
     assert "$argon2id$" in hasher.encode("x" * 12, hasher.salt())
+
+
+def test_the_default_hash_is_stronger_than_owasps_minimum_and_passes_the_check():
+    from ccass.checks import argon2_parameters_check
+
+    assert (portal_settings.ARGON2_MEMORY_KIB, portal_settings.ARGON2_TIME_COST) == (19456, 6)
+    assert portal_settings.ARGON2_PARALLELISM == 1
+    assert argon2_parameters_check() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("ARGON2_TIME_COST", 1), ("ARGON2_MEMORY_KIB", 16 * 1024), ("ARGON2_PARALLELISM", 0)],
+)
+def test_a_hash_weaker_than_owasps_minimum_is_refused_at_start(settings, name, value):
+    from ccass.checks import argon2_parameters_check
+
+    setattr(settings, name, value)
+    errors = argon2_parameters_check()
+    assert [error.id for error in errors] == ["ccass.E002"]
+    assert name in errors[0].msg
