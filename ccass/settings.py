@@ -234,10 +234,11 @@ PASSWORD_HASHERS = [
 ]
 # Argon2id at OWASP's memory (19 MiB) and lanes (1: one core per hash, so that two cores
 # verify two logins at once), with 6 passes instead of OWASP's minimum of 2: `make bench`
-# measured that this 2-core machine serves 33-35 full logins a second with them (goal 30)
-# and that the hash is then 0.84 of a login's CPU (0.6 with 2 passes and 0.78 with 5: the
-# portal's four requests cost 9-11 ms of a core besides the hash). `check` refuses less
-# than OWASP's minimum; README: what each costs here, and when to set fewer passes.
+# measured that this 2-core machine serves 33-36 full logins a second with them (goal 30)
+# and that the hash is then 0.84-0.88 of a login's CPU (0.6 with 2 passes and 0.77-0.81
+# with 5: the portal's four requests cost 7-11 ms of a core besides the hash). `check`
+# refuses less than OWASP's minimum; README: what each costs here, and when to set fewer
+# passes.
 ARGON2_MEMORY_KIB = env_int("ARGON2_MEMORY_KIB", 19 * 1024)
 ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 6)
 ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 1)

@@ -22,10 +22,10 @@ _workers = os.environ.get("GUNICORN_WORKERS", "2")
 if not re.fullmatch(r"[1-9][0-9]*", _workers):
     raise SystemExit(f"GUNICORN_WORKERS={_workers!r} is not a whole number of workers")
 # Sync workers, two on two cores. A login is CPU-bound: its password hash (Argon2id, one
-# lane, 6 passes) holds a core for 44-48 ms on this machine, the rest of its four requests
-# (the portal, PostgreSQL, this server) 9-11 ms more. Measured with `make bench` (full
+# lane, 6 passes) holds a core for 44-51 ms on this machine, the rest of its four requests
+# (the portal, PostgreSQL, this server) 7-11 ms more. Measured with `make bench` (full
 # logins of distinct users for 60 s, PostgreSQL, 50,000 users): 2 workers keep both cores
-# busy (33-35 logins a second, p95 225-238 ms); at 5 passes 3 workers served what 2 did
+# busy (33-36 logins a second, p95 209-238 ms); at 5 passes 3 workers served what 2 did
 # (38 and 39-43 a second), and with 2 passes 2, 3 and 4 workers were within 2% of each
 # other. More workers only queue the same work in more places and hold 19 MiB more each
 # during a hash.
